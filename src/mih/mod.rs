@@ -1,0 +1,196 @@
+//! Multi-index hashing (MIH): exact Hamming range and k-nearest-neighbour
+//! search over a byte image of binary codes. Knows bytes and codes only.
+//!
+//! # How does it work?
+//!
+//! Each b-bit code is cut into m disjoint substrings, and for each substring
+//! a table maps the substring's value to the ids of the codes that have it.
+//! If two codes differ in at most r bits, then by the pigeonhole principle
+//! one of their m substrings differs in at most ⌊r/m⌋ bits. So a radius-r
+//! search only needs, in each table, the buckets whose key lies within
+//! ⌊r/m⌋ of the query's substring: a few hundred lookups instead of a scan.
+//! Every candidate is then checked against the full code (the code array
+//! sits in the same file, in doc-id order), so the answer is exact.
+//!
+//! k-NN grows the search radius step by step: probing substring j at
+//! radius s makes every code within distance `s·m + j` final (Norouzi,
+//! Punjani, Fleet, TPAMI 2014). It stops as soon as k final results exist,
+//! which keeps ties exact: hits are ordered by (distance, doc id).
+//!
+//! A code found in several tables is counted once without any per-query
+//! memory: it is accepted only in the table and radius step where the search
+//! met it first, which is known from its per-substring distances.
+//!
+//! A cost model compares the expected MIH work (bucket lookups and random
+//! code checks) with a sequential popcount scan (of all codes, or of an
+//! allow-list) and takes the cheaper; it also abandons MIH for a scan when a
+//! k-NN search turns out costlier than predicted. Both paths return the same
+//! hits.
+//!
+//! The byte image is described in `docs/FORMAT.md`. [`MihIndex`] works over
+//! any `D: AsRef<[u8]>` (a `Vec<u8>`, an mmap, a tantivy `OwnedBytes`);
+//! opening checks the header and section bounds only, [`MihIndex::verify`]
+//! checks the whole-file checksum and the tables' consistency.
+
+mod batch;
+mod build;
+mod cost;
+mod file;
+pub mod format;
+mod search;
+mod substring;
+
+pub use batch::{search_batch, BatchQuery};
+pub use build::{default_substrings, MihBuilder};
+pub use cost::CostModel;
+pub use file::{open_mmap, write_atomic, MihFileError};
+pub use format::FormatError;
+pub use search::{DocSet, SearchOptions, SearchStats, Strategy};
+pub use substring::Substring;
+
+use crate::code::{BinaryCode, CodeError};
+use format::Header;
+
+/// One search result.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize)]
+pub struct Hit {
+    /// Hamming distance to the query. Ordered first.
+    pub distance: u32,
+    /// Row number of the code in build order (a segment-local doc id).
+    pub doc: u32,
+}
+
+/// Errors of the MIH engine.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum MihError {
+    #[error(transparent)]
+    Format(#[from] FormatError),
+    #[error(transparent)]
+    Code(#[from] CodeError),
+    #[error("{0}")]
+    InvalidArgument(String),
+}
+
+/// An opened `.mih` image. Cheap to open; searches are `&self` and may run
+/// from many threads at once.
+pub struct MihIndex<D> {
+    data: D,
+    header: Header,
+}
+
+impl<D: AsRef<[u8]>> MihIndex<D> {
+    /// Opens an image, checking the header, its checksum and that every
+    /// section lies inside the data. Does not read the tables.
+    pub fn open(data: D) -> Result<Self, MihError> {
+        let header = Header::decode(data.as_ref())?;
+        Ok(Self { data, header })
+    }
+
+    /// Full check: the body checksum and the tables' internal consistency
+    /// (bucket starts ascending, every id in range and listed once per table,
+    /// sparse keys strictly ascending). Linear in the file size.
+    pub fn verify(&self) -> Result<(), MihError> {
+        let bytes = self.data.as_ref();
+        format::verify_body(bytes)?;
+        search::verify_tables(bytes, &self.header)?;
+        Ok(())
+    }
+
+    /// Number of codes (doc ids `0..len()`).
+    pub fn len(&self) -> usize {
+        self.header.num_codes as usize
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Code length in bits.
+    pub fn bits(&self) -> usize {
+        self.header.bits as usize
+    }
+
+    /// The substrings the tables index.
+    pub fn substrings(&self) -> Vec<Substring> {
+        self.header
+            .tables
+            .iter()
+            .map(|t| Substring {
+                start: t.start_bit as usize,
+                len: t.len_bits as usize,
+            })
+            .collect()
+    }
+
+    /// Total bytes of the image.
+    pub fn size_bytes(&self) -> usize {
+        self.data.as_ref().len()
+    }
+
+    /// The code stored for `doc`, or `None` past the end.
+    pub fn code(&self, doc: u32) -> Option<BinaryCode> {
+        let w = self.header.words_per_code();
+        let at = self.header.codes_offset as usize + doc as usize * w * 8;
+        if doc as u64 >= self.header.num_codes {
+            return None;
+        }
+        let bytes = self.data.as_ref().get(at..at + w * 8)?;
+        let words: Vec<u64> = bytes
+            .chunks_exact(8)
+            .map(|c| format::get_u64(c, 0))
+            .collect();
+        BinaryCode::from_words(&words, self.bits()).ok()
+    }
+
+    /// Every doc within Hamming distance `radius` of `query`, ordered by
+    /// (distance, doc).
+    pub fn range(
+        &self,
+        query: &BinaryCode,
+        radius: u32,
+        opts: &SearchOptions,
+    ) -> Result<Vec<Hit>, MihError> {
+        Ok(self.range_with_stats(query, radius, opts)?.0)
+    }
+
+    /// The `k` nearest docs to `query`, ordered by (distance, doc); ties at
+    /// the k-th distance go to the lower doc ids. Fewer than `k` when fewer
+    /// docs pass the filters (or lie within `opts.max_distance`).
+    pub fn knn(
+        &self,
+        query: &BinaryCode,
+        k: usize,
+        opts: &SearchOptions,
+    ) -> Result<Vec<Hit>, MihError> {
+        Ok(self.knn_with_stats(query, k, opts)?.0)
+    }
+
+    /// [`Self::range`], with what the search did.
+    pub fn range_with_stats(
+        &self,
+        query: &BinaryCode,
+        radius: u32,
+        opts: &SearchOptions,
+    ) -> Result<(Vec<Hit>, SearchStats), MihError> {
+        self.check_query(query)?;
+        search::range(self.data.as_ref(), &self.header, query, radius, opts)
+    }
+
+    /// [`Self::knn`], with what the search did.
+    pub fn knn_with_stats(
+        &self,
+        query: &BinaryCode,
+        k: usize,
+        opts: &SearchOptions,
+    ) -> Result<(Vec<Hit>, SearchStats), MihError> {
+        self.check_query(query)?;
+        search::knn(self.data.as_ref(), &self.header, query, k, opts)
+    }
+
+    fn check_query(&self, query: &BinaryCode) -> Result<(), MihError> {
+        if query.bits() != self.bits() {
+            return Err(CodeError::LengthMismatch(query.bits(), self.bits()).into());
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,689 @@
+//! Range and k-NN search: the MIH probe loop, the popcount scans, and the
+//! choice between them. See the module docs of `crate::mih` for the method.
+
+use std::collections::BinaryHeap;
+
+use roaring::RoaringBitmap;
+
+use super::cost::{binomial, CostModel};
+use super::format::{get_u32, get_u64, Directory, FormatError, Header};
+use super::substring::{neighbours, Substring};
+use super::{Hit, MihError};
+use crate::code::BinaryCode;
+
+/// A set of doc ids a search may return (an alive-set, for deletes).
+pub trait DocSet: Sync {
+    fn contains(&self, doc: u32) -> bool;
+}
+
+impl DocSet for RoaringBitmap {
+    fn contains(&self, doc: u32) -> bool {
+        RoaringBitmap::contains(self, doc)
+    }
+}
+
+/// Which algorithm answers a search. `Auto` asks the cost model; the others
+/// force one path (tests use them to prove both give the same hits).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Strategy {
+    #[default]
+    Auto,
+    Mih,
+    Scan,
+}
+
+/// Filters and knobs shared by range and k-NN search.
+#[derive(Clone, Copy, Default)]
+pub struct SearchOptions<'a> {
+    /// Only these docs may be returned (pre-filtering: exact at any selectivity).
+    pub allow: Option<&'a RoaringBitmap>,
+    /// Docs outside this set are deleted and never returned.
+    pub alive: Option<&'a dyn DocSet>,
+    /// k-NN only: ignore docs farther than this.
+    pub max_distance: Option<u32>,
+    pub strategy: Strategy,
+}
+
+/// What one search did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+pub struct SearchStats {
+    /// The path that produced the hits (`Mih` or `Scan`).
+    pub strategy: Strategy,
+    /// Bucket lookups.
+    pub probes: u64,
+    /// Codes fetched from buckets and checked.
+    pub candidates: u64,
+    /// Codes checked by a scan.
+    pub scanned: u64,
+    /// True when MIH was abandoned for a scan mid-search.
+    pub switched: bool,
+}
+
+/// Read access to one substring table.
+struct TableView<'a> {
+    sub: Substring,
+    directory: Directory,
+    keys: &'a [u8],
+    offsets: &'a [u8],
+    ids: &'a [u8],
+    num_keys: usize,
+}
+
+impl<'a> TableView<'a> {
+    fn all(data: &'a [u8], header: &Header) -> Vec<TableView<'a>> {
+        let n = header.num_codes as usize;
+        let idb = header.id_bytes as usize;
+        header
+            .tables
+            .iter()
+            .map(|t| {
+                let nk = t.num_keys as usize;
+                let keys = match t.directory {
+                    Directory::Sparse => slice(data, t.keys_offset, nk * 4),
+                    Directory::Dense => &[][..],
+                };
+                TableView {
+                    sub: Substring {
+                        start: t.start_bit as usize,
+                        len: t.len_bits as usize,
+                    },
+                    directory: t.directory,
+                    keys,
+                    offsets: slice(data, t.offsets_offset, (nk + 1) * 4),
+                    ids: slice(data, t.ids_offset, n * idb),
+                    num_keys: nk,
+                }
+            })
+            .collect()
+    }
+
+    /// The key of directory slot `slot`.
+    fn key_at(&self, slot: usize) -> u32 {
+        match self.directory {
+            Directory::Dense => slot as u32,
+            Directory::Sparse => get_u32(self.keys, slot * 4),
+        }
+    }
+
+    /// The bucket of `key` as an index range into `ids`.
+    #[inline]
+    fn bucket(&self, key: u32, n: usize, table: usize) -> Result<(usize, usize), MihError> {
+        let slot = match self.directory {
+            Directory::Dense => key as usize,
+            Directory::Sparse => {
+                let (mut lo, mut hi) = (0usize, self.num_keys);
+                while lo < hi {
+                    let mid = (lo + hi) / 2;
+                    if get_u32(self.keys, mid * 4) < key {
+                        lo = mid + 1;
+                    } else {
+                        hi = mid;
+                    }
+                }
+                if lo == self.num_keys || get_u32(self.keys, lo * 4) != key {
+                    return Ok((0, 0));
+                }
+                lo
+            }
+        };
+        let both = get_u64(self.offsets, slot * 4);
+        let (lo, hi) = (both as u32 as usize, (both >> 32) as usize);
+        if lo > hi || hi > n {
+            return Err(corrupt(
+                table,
+                format!("bucket {slot} spans {lo}..{hi} of {n} ids"),
+            ));
+        }
+        Ok((lo, hi))
+    }
+}
+
+fn slice(data: &[u8], offset: u64, len: usize) -> &[u8] {
+    // Bounds were checked when the header was decoded.
+    &data[offset as usize..offset as usize + len]
+}
+
+fn corrupt(table: usize, reason: String) -> MihError {
+    FormatError::CorruptTable { table, reason }.into()
+}
+
+#[inline(always)]
+fn read_id(ids: &[u8], i: usize, width: usize) -> u32 {
+    match width {
+        4 => get_u32(ids, i * 4),
+        3 => {
+            let b = &ids[i * 3..i * 3 + 3];
+            u32::from_le_bytes([b[0], b[1], b[2], 0])
+        }
+        2 => u16::from_le_bytes([ids[i * 2], ids[i * 2 + 1]]) as u32,
+        _ => ids[i] as u32,
+    }
+}
+
+#[inline(always)]
+fn load<const W: usize>(codes: &[u8], doc: usize) -> [u64; W] {
+    let mut out = [0u64; W];
+    for (k, word) in out.iter_mut().enumerate() {
+        *word = get_u64(codes, (doc * W + k) * 8);
+    }
+    out
+}
+
+#[inline(always)]
+fn distance<const W: usize>(a: &[u64; W], b: &[u64; W]) -> u32 {
+    let mut d = 0;
+    for k in 0..W {
+        d += (a[k] ^ b[k]).count_ones();
+    }
+    d
+}
+
+/// State of one search over one image.
+struct Searcher<'a, const W: usize> {
+    codes: &'a [u8],
+    n: usize,
+    id_bytes: usize,
+    tables: Vec<TableView<'a>>,
+    masks: Vec<[u64; W]>,
+    query_keys: Vec<u32>,
+    query: [u64; W],
+    allow: Option<&'a RoaringBitmap>,
+    alive: Option<&'a dyn DocSet>,
+    cost: CostModel,
+    stats: SearchStats,
+}
+
+impl<'a, const W: usize> Searcher<'a, W> {
+    fn new(data: &'a [u8], header: &Header, query: &BinaryCode, opts: &SearchOptions<'a>) -> Self {
+        let n = header.num_codes as usize;
+        let tables = TableView::all(data, header);
+        let mut q = [0u64; W];
+        q.copy_from_slice(query.words());
+        let masks = tables
+            .iter()
+            .map(|t| {
+                let full = t.sub.mask();
+                let mut m = [0u64; W];
+                m.copy_from_slice(&full[..W]);
+                m
+            })
+            .collect();
+        let query_keys = tables.iter().map(|t| t.sub.extract(&q)).collect();
+        Searcher {
+            codes: slice(data, header.codes_offset, n * W * 8),
+            n,
+            id_bytes: header.id_bytes as usize,
+            tables,
+            masks,
+            query_keys,
+            query: q,
+            allow: opts.allow,
+            alive: opts.alive,
+            cost: CostModel::default(),
+            stats: SearchStats::default(),
+        }
+    }
+
+    #[inline(always)]
+    fn admitted(&self, doc: u32) -> bool {
+        self.allow.is_none_or(|a| a.contains(doc)) && self.alive.is_none_or(|a| a.contains(doc))
+    }
+
+    /// Whether the search met `x` (substring j at radius s) for the first
+    /// time now: no table i probed to radius `rho[i]` holds it at a step
+    /// (d_i, i) that comes before (s, j).
+    #[inline(always)]
+    fn first_met(&self, x: &[u64; W], s: usize, j: usize, rho: &[isize]) -> bool {
+        for (i, mask) in self.masks.iter().enumerate() {
+            if i == j {
+                continue;
+            }
+            let mut di = 0usize;
+            for k in 0..W {
+                di += (x[k] & mask[k]).count_ones() as usize;
+            }
+            if (di as isize) <= rho[i] && (di < s || (di == s && i < j)) {
+                return false;
+            }
+        }
+        true
+    }
+
+    /// Probes table j at exactly radius s. `emit(doc, distance)` is called
+    /// once per admitted doc within `*bound` and returns the new bound.
+    /// When there are fewer keys in the table than neighbours at radius s,
+    /// it walks the table's keys instead, which bounds an exhaustive search.
+    fn step(
+        &mut self,
+        s: usize,
+        j: usize,
+        rho: &[isize],
+        bound: &mut u32,
+        emit: &mut impl FnMut(u32, u32) -> u32,
+    ) -> Result<(), MihError> {
+        let (len, query_key) = (self.tables[j].sub.len, self.query_keys[j]);
+        let num_keys = self.tables[j].num_keys;
+        if binomial(len, s) > num_keys as f64 {
+            for slot in 0..num_keys {
+                let key = self.tables[j].key_at(slot);
+                if (key ^ query_key).count_ones() as usize == s {
+                    self.visit(j, key, s, rho, bound, emit)?;
+                }
+            }
+        } else {
+            for key in neighbours(query_key, len, s) {
+                self.visit(j, key, s, rho, bound, emit)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Checks every code in table j's bucket of `key`.
+    #[inline]
+    fn visit(
+        &mut self,
+        j: usize,
+        key: u32,
+        s: usize,
+        rho: &[isize],
+        bound: &mut u32,
+        emit: &mut impl FnMut(u32, u32) -> u32,
+    ) -> Result<(), MihError> {
+        self.stats.probes += 1;
+        let (lo, hi) = self.tables[j].bucket(key, self.n, j)?;
+        self.stats.candidates += (hi - lo) as u64;
+        for i in lo..hi {
+            let doc = read_id(self.tables[j].ids, i, self.id_bytes);
+            if doc as usize >= self.n {
+                return Err(corrupt(j, format!("doc id {doc} >= {}", self.n)));
+            }
+            let code = load::<W>(self.codes, doc as usize);
+            let d = distance(&code, &self.query);
+            if d > *bound {
+                continue;
+            }
+            let mut x = [0u64; W];
+            for k in 0..W {
+                x[k] = code[k] ^ self.query[k];
+            }
+            if self.first_met(&x, s, j, rho) && self.admitted(doc) {
+                *bound = emit(doc, d);
+            }
+        }
+        Ok(())
+    }
+
+    fn work_ns(&self) -> f64 {
+        self.stats.probes as f64 * self.cost.probe_ns
+            + self.stats.candidates as f64 * self.cost.candidate_ns(self.codes.len())
+    }
+
+    fn scan_ns(&self) -> f64 {
+        self.cost.scan_ns(self.n, W, self.allow.map(|a| a.len()))
+    }
+
+    /// Expected cost of probing every table at radius s, from the bucket
+    /// sizes seen so far (or the uniform average before any).
+    fn level_ns(&self, s: usize) -> f64 {
+        let probes: f64 = self
+            .tables
+            .iter()
+            .map(|t| binomial(t.sub.len, s).min(t.num_keys as f64))
+            .sum();
+        let per_probe = if self.stats.probes > 0 {
+            self.stats.candidates as f64 / self.stats.probes as f64
+        } else {
+            let avg: f64 = self
+                .tables
+                .iter()
+                .map(|t| self.n as f64 / (1u64 << t.sub.len) as f64)
+                .sum();
+            avg / self.tables.len() as f64
+        };
+        probes * (self.cost.probe_ns + per_probe * self.cost.candidate_ns(self.codes.len()))
+    }
+
+    /// Calls `f(doc, distance)` for every admitted doc within `bound`, in doc
+    /// order, through the allow-list when that is cheaper. `f` returns the
+    /// new bound.
+    fn scan(&mut self, mut bound: u32, mut f: impl FnMut(u32, u32) -> u32) {
+        let q = self.query;
+        let allow_first = self
+            .allow
+            .is_some_and(|a| self.cost.prefer_allow_scan(self.n, W, a.len()));
+        if let (true, Some(allow)) = (allow_first, self.allow) {
+            for doc in allow.iter() {
+                if doc as usize >= self.n {
+                    break;
+                }
+                self.stats.scanned += 1;
+                let d = distance(&load::<W>(self.codes, doc as usize), &q);
+                if d <= bound && self.alive.is_none_or(|a| a.contains(doc)) {
+                    bound = f(doc, d);
+                }
+            }
+            return;
+        }
+        self.stats.scanned += self.n as u64;
+        for (doc, chunk) in self.codes.chunks_exact(W * 8).enumerate() {
+            let code = load::<W>(chunk, 0);
+            let d = distance(&code, &q);
+            if d <= bound && self.admitted(doc as u32) {
+                bound = f(doc as u32, d);
+            }
+        }
+    }
+}
+
+/// Dispatches on the number of words per code so that every inner loop is
+/// compiled for a fixed width.
+macro_rules! by_width {
+    ($header:expr, $f:ident ( $($arg:expr),* )) => {
+        match $header.words_per_code() {
+            1 => $f::<1>($($arg),*),
+            2 => $f::<2>($($arg),*),
+            3 => $f::<3>($($arg),*),
+            _ => $f::<4>($($arg),*),
+        }
+    };
+}
+
+pub(super) fn knn(
+    data: &[u8],
+    header: &Header,
+    query: &BinaryCode,
+    k: usize,
+    opts: &SearchOptions,
+) -> Result<(Vec<Hit>, SearchStats), MihError> {
+    by_width!(header, knn_w(data, header, query, k, opts))
+}
+
+pub(super) fn range(
+    data: &[u8],
+    header: &Header,
+    query: &BinaryCode,
+    radius: u32,
+    opts: &SearchOptions,
+) -> Result<(Vec<Hit>, SearchStats), MihError> {
+    by_width!(header, range_w(data, header, query, radius, opts))
+}
+
+/// Collects k-NN results by distance and keeps the bound at the k-th
+/// distance found so far.
+struct KnnHits {
+    k: usize,
+    limit: u32,
+    by_distance: Vec<Vec<u32>>,
+    found: usize,
+    bound: u32,
+}
+
+impl KnnHits {
+    fn new(k: usize, limit: u32) -> Self {
+        Self {
+            k,
+            limit,
+            by_distance: vec![Vec::new(); limit as usize + 1],
+            found: 0,
+            bound: limit,
+        }
+    }
+
+    /// Adds a hit within the bound; returns the new bound (the k-th distance
+    /// once k hits are known, else the limit).
+    fn add(&mut self, doc: u32, d: u32) -> u32 {
+        self.by_distance[d as usize].push(doc);
+        self.found += 1;
+        if self.found >= self.k && (d < self.bound || self.found == self.k) {
+            self.bound = self.kth();
+        }
+        self.bound
+    }
+
+    fn kth(&self) -> u32 {
+        let mut seen = 0;
+        for (d, docs) in self.by_distance.iter().enumerate() {
+            seen += docs.len();
+            if seen >= self.k {
+                return d as u32;
+            }
+        }
+        self.limit
+    }
+
+    fn count_within(&self, r: usize) -> usize {
+        self.by_distance.iter().take(r + 1).map(Vec::len).sum()
+    }
+
+    fn into_hits(self) -> Vec<Hit> {
+        let mut out = Vec::with_capacity(self.k.min(self.found));
+        for (d, mut docs) in self.by_distance.into_iter().enumerate() {
+            docs.sort_unstable();
+            for doc in docs {
+                if out.len() == self.k {
+                    return out;
+                }
+                out.push(Hit {
+                    distance: d as u32,
+                    doc,
+                });
+            }
+        }
+        out
+    }
+}
+
+fn knn_w<const W: usize>(
+    data: &[u8],
+    header: &Header,
+    query: &BinaryCode,
+    k: usize,
+    opts: &SearchOptions,
+) -> Result<(Vec<Hit>, SearchStats), MihError> {
+    let bits = header.bits;
+    let limit = opts.max_distance.unwrap_or(bits).min(bits);
+    let mut s = Searcher::<W>::new(data, header, query, opts);
+    if k == 0 || s.n == 0 || s.allow.is_some_and(|a| a.is_empty()) {
+        return Ok((Vec::new(), s.stats));
+    }
+    let use_scan = match opts.strategy {
+        Strategy::Scan => true,
+        Strategy::Mih => false,
+        Strategy::Auto => {
+            let selectivity = s
+                .allow
+                .map_or(1.0, |a| (a.len() as f64 / s.n as f64).min(1.0));
+            let least_candidates = k as f64 / selectivity;
+            s.n < s.cost.min_mih_codes
+                || least_candidates * s.cost.candidate_ns(s.codes.len()) > s.scan_ns()
+        }
+    };
+    if use_scan {
+        return Ok(scan_knn(s, k, limit));
+    }
+
+    let m = s.tables.len();
+    let rho: Vec<isize> = s.tables.iter().map(|t| t.sub.len as isize).collect();
+    let max_len = s.tables.iter().map(|t| t.sub.len).max().unwrap_or(0);
+    let mut hits = KnnHits::new(k, limit);
+    let mut bound = limit;
+    'levels: for level in 0..=max_len {
+        if opts.strategy == Strategy::Auto
+            && level > 0
+            && s.work_ns() + s.level_ns(level) > s.scan_ns()
+        {
+            let (hits, mut stats) = scan_knn(s, k, limit);
+            stats.switched = true;
+            return Ok((hits, stats));
+        }
+        for j in 0..m {
+            if level <= s.tables[j].sub.len {
+                s.step(level, j, &rho, &mut bound, &mut |doc, d| hits.add(doc, d))?;
+            }
+            let final_radius = m * level + j;
+            if final_radius >= limit as usize || hits.count_within(final_radius) >= k {
+                break 'levels;
+            }
+        }
+    }
+    s.stats.strategy = Strategy::Mih;
+    Ok((hits.into_hits(), s.stats))
+}
+
+fn scan_knn<const W: usize>(
+    mut s: Searcher<'_, W>,
+    k: usize,
+    limit: u32,
+) -> (Vec<Hit>, SearchStats) {
+    let cap = k.min(s.n);
+    let mut heap: BinaryHeap<(u32, u32)> = BinaryHeap::with_capacity(cap + 1);
+    // Docs arrive in ascending order, so a tie with the current worst loses.
+    let bound_of = |heap: &BinaryHeap<(u32, u32)>| match heap.peek() {
+        Some(&(worst, _)) if heap.len() == cap => worst.saturating_sub(1),
+        _ => limit,
+    };
+    s.scan(limit, |doc, d| {
+        if heap.len() == cap {
+            if heap.peek().is_some_and(|&(worst, _)| d >= worst) {
+                return bound_of(&heap);
+            }
+            heap.pop();
+        }
+        heap.push((d, doc));
+        bound_of(&heap)
+    });
+    let mut hits: Vec<Hit> = heap
+        .into_iter()
+        .map(|(distance, doc)| Hit { distance, doc })
+        .collect();
+    hits.sort_unstable();
+    s.stats.strategy = Strategy::Scan;
+    (hits, s.stats)
+}
+
+fn range_w<const W: usize>(
+    data: &[u8],
+    header: &Header,
+    query: &BinaryCode,
+    radius: u32,
+    opts: &SearchOptions,
+) -> Result<(Vec<Hit>, SearchStats), MihError> {
+    let r = radius.min(header.bits);
+    let mut s = Searcher::<W>::new(data, header, query, opts);
+    if s.n == 0 || s.allow.is_some_and(|a| a.is_empty()) {
+        return Ok((Vec::new(), s.stats));
+    }
+    // Norouzi's split of r = m·r' + a: the first a+1 tables are probed to
+    // radius r', the rest to r' - 1; a code within r is then in one of them.
+    let m = s.tables.len();
+    let (base, extra) = ((r as usize / m) as isize, r as usize % m);
+    let rho: Vec<isize> = s
+        .tables
+        .iter()
+        .enumerate()
+        .map(|(j, t)| {
+            let rho = if j <= extra { base } else { base - 1 };
+            rho.min(t.sub.len as isize)
+        })
+        .collect();
+    let use_scan = match opts.strategy {
+        Strategy::Scan => true,
+        Strategy::Mih => false,
+        Strategy::Auto => {
+            let est: f64 = (0..=base.max(0) as usize)
+                .map(|level| {
+                    s.tables
+                        .iter()
+                        .zip(&rho)
+                        .filter(|(_, &rho)| level as isize <= rho)
+                        .map(|(t, _)| {
+                            binomial(t.sub.len, level)
+                                * (s.cost.probe_ns
+                                    + s.n as f64 / (1u64 << t.sub.len) as f64
+                                        * s.cost.candidate_ns(s.codes.len()))
+                        })
+                        .sum::<f64>()
+                })
+                .sum();
+            s.n < s.cost.min_mih_codes || est > s.scan_ns()
+        }
+    };
+    let mut hits = Vec::new();
+    if use_scan {
+        s.scan(r, |doc, distance| {
+            hits.push(Hit { distance, doc });
+            r
+        });
+        s.stats.strategy = Strategy::Scan;
+    } else {
+        let mut bound = r;
+        for level in 0..=base.max(0) as usize {
+            for j in 0..m {
+                if level as isize <= rho[j] {
+                    s.step(level, j, &rho, &mut bound, &mut |doc, distance| {
+                        hits.push(Hit { distance, doc });
+                        r
+                    })?;
+                }
+            }
+        }
+        s.stats.strategy = Strategy::Mih;
+    }
+    hits.sort_unstable();
+    Ok((hits, s.stats))
+}
+
+/// The structural half of `MihIndex::verify`: every table lists every doc
+/// exactly once, in the bucket of its own substring value.
+pub(super) fn verify_tables(data: &[u8], header: &Header) -> Result<(), MihError> {
+    let n = header.num_codes as usize;
+    let w = header.words_per_code();
+    let codes = slice(data, header.codes_offset, n * w * 8);
+    let idb = header.id_bytes as usize;
+    for (j, t) in TableView::all(data, header).iter().enumerate() {
+        let mut seen = vec![false; n];
+        let mut prev_key: Option<u32> = None;
+        for slot in 0..t.num_keys {
+            let key = match t.directory {
+                Directory::Dense => slot as u32,
+                Directory::Sparse => {
+                    let key = get_u32(t.keys, slot * 4);
+                    if prev_key.is_some_and(|p| p >= key) || (key as u64) >> t.sub.len != 0 {
+                        return Err(corrupt(
+                            j,
+                            format!("sparse key {key} out of order or too long"),
+                        ));
+                    }
+                    prev_key = Some(key);
+                    key
+                }
+            };
+            let lo = get_u32(t.offsets, slot * 4) as usize;
+            let hi = get_u32(t.offsets, slot * 4 + 4) as usize;
+            if slot == 0 && lo != 0 || lo > hi || hi > n {
+                return Err(corrupt(j, format!("bucket {slot} spans {lo}..{hi}")));
+            }
+            for i in lo..hi {
+                let doc = read_id(t.ids, i, idb) as usize;
+                if doc >= n || std::mem::replace(&mut seen[doc], true) {
+                    return Err(corrupt(
+                        j,
+                        format!("doc id {doc} out of range or listed twice"),
+                    ));
+                }
+                let words: Vec<u64> = (0..w).map(|k| get_u64(codes, (doc * w + k) * 8)).collect();
+                if t.sub.extract(&words) != key {
+                    return Err(corrupt(
+                        j,
+                        format!("doc {doc} is in the bucket of another key"),
+                    ));
+                }
+            }
+        }
+        if get_u32(t.offsets, t.num_keys * 4) as usize != n {
+            return Err(corrupt(j, "buckets do not cover every doc".to_string()));
+        }
+    }
+    Ok(())
+}
