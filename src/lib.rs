@@ -6,6 +6,9 @@
 //! - [`synth`]: deterministic synthetic code sets.
 
 pub mod code;
+pub mod index;
+pub mod ingest;
 pub mod mih;
 pub mod npy;
+pub mod store;
 pub mod synth;

@@ -10,7 +10,9 @@ use clap::{Args, Subcommand, ValueEnum};
 
 use super::CliError;
 use ash_search::code::{bytes_for, BinaryCode};
-use ash_search::mih::{open_mmap, search_batch, write_atomic, BatchQuery, Hit, MihBuilder};
+use ash_search::mih::{
+    open_mmap, search_batch, write_atomic, BatchQuery, Hit, MihBuilder, Strategy,
+};
 use ash_search::npy;
 use ash_search::synth::{self, Spread};
 
@@ -94,6 +96,16 @@ pub struct SearchArgs {
     /// One JSON line per query: {"query", "ids", "distances"}.
     #[arg(long)]
     json: bool,
+    /// Force one algorithm instead of the cost model's choice.
+    #[arg(long, value_enum, default_value_t = StrategyArg::Auto)]
+    strategy: StrategyArg,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum StrategyArg {
+    Auto,
+    Mih,
+    Scan,
 }
 
 pub fn run(cmd: CodesCommand) -> Result<ExitCode, CliError> {
@@ -204,7 +216,12 @@ fn search_cmd(args: SearchArgs, what: BatchQuery) -> Result<ExitCode, CliError> 
         args.threads
     };
     let started = Instant::now();
-    let results = search_batch(&table, &queries, what, threads)?;
+    let strategy = match args.strategy {
+        StrategyArg::Auto => Strategy::Auto,
+        StrategyArg::Mih => Strategy::Mih,
+        StrategyArg::Scan => Strategy::Scan,
+    };
+    let results = search_batch(&table, &queries, what, strategy, threads)?;
     let seconds = started.elapsed().as_secs_f64();
     print_results(&results, args.json)?;
     eprintln!(

@@ -2,7 +2,7 @@
 
 use rayon::prelude::*;
 
-use super::{Hit, MihError, MihIndex, SearchOptions};
+use super::{Hit, MihError, MihIndex, SearchOptions, Strategy};
 use crate::code::BinaryCode;
 
 /// What each query of a batch asks.
@@ -17,13 +17,17 @@ pub fn search_batch<D: AsRef<[u8]> + Sync>(
     index: &MihIndex<D>,
     queries: &[BinaryCode],
     what: BatchQuery,
+    strategy: Strategy,
     threads: usize,
 ) -> Result<Vec<Vec<Hit>>, MihError> {
     let pool = rayon::ThreadPoolBuilder::new()
         .num_threads(threads)
         .build()
         .map_err(|e| MihError::InvalidArgument(format!("thread pool: {e}")))?;
-    let opts = SearchOptions::default();
+    let opts = SearchOptions {
+        strategy,
+        ..SearchOptions::default()
+    };
     pool.install(|| {
         queries
             .par_iter()

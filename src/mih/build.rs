@@ -168,13 +168,20 @@ impl MihBuilder {
 }
 
 /// Norouzi et al.'s choice, m ≈ bits / log2 n, kept so that every substring
-/// fits a `u32` key. Small n gets long substrings: buckets then hold about
-/// one code each.
+/// fits a `u32` key and no substring has many more values than there are
+/// codes. Buckets then hold about one code each.
 pub fn default_substrings(bits: usize, n: usize) -> usize {
     let min_m = bits.div_ceil(MAX_SUBSTRING_BITS);
     let log_n = (n.max(2) as f64).log2();
-    let m = (bits as f64 / log_n).round() as usize;
-    m.clamp(min_m, bits).max(1)
+    let mut m = ((bits as f64 / log_n).round() as usize)
+        .clamp(min_m, bits)
+        .max(1);
+    // One more table when the longest substring has more values than there
+    // are codes: its directory would outweigh its ids, for little speed.
+    if m < bits && bits.div_ceil(m) as f64 > log_n.ceil() {
+        m += 1;
+    }
+    m
 }
 
 fn check_substrings(bits: usize, m: usize) -> Result<usize, MihError> {

@@ -28,11 +28,11 @@ pub struct CostModel {
 impl Default for CostModel {
     fn default() -> Self {
         Self {
-            scan_ns_per_word: 0.45,
+            scan_ns_per_word: 0.65,
             allow_scan_ns: 4.0,
-            probe_ns: 12.0,
-            candidate_ns_cached: 6.0,
-            candidate_ns_uncached: 45.0,
+            probe_ns: 15.0,
+            candidate_ns_cached: 20.0,
+            candidate_ns_uncached: 60.0,
             cache_bytes: 16 << 20,
             min_mih_codes: 512,
         }

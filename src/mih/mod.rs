@@ -37,6 +37,7 @@ mod build;
 mod cost;
 mod file;
 pub mod format;
+mod kernel;
 mod search;
 mod substring;
 

@@ -7,6 +7,7 @@ use roaring::RoaringBitmap;
 
 use super::cost::{binomial, CostModel};
 use super::format::{get_u32, get_u64, Directory, FormatError, Header};
+use super::kernel;
 use super::substring::{neighbours, Substring};
 use super::{Hit, MihError};
 use crate::code::BinaryCode;
@@ -366,11 +367,16 @@ impl<'a, const W: usize> Searcher<'a, W> {
             return;
         }
         self.stats.scanned += self.n as u64;
-        for (doc, chunk) in self.codes.chunks_exact(W * 8).enumerate() {
-            let code = load::<W>(chunk, 0);
-            let d = distance(&code, &q);
-            if d <= bound && self.admitted(doc as u32) {
-                bound = f(doc as u32, d);
+        let kernel = kernel::select::<W>();
+        let mut dist = [0u32; kernel::BLOCK];
+        for (block, chunk) in self.codes.chunks(W * 8 * kernel::BLOCK).enumerate() {
+            let dist = &mut dist[..chunk.len() / (W * 8)];
+            kernel(chunk, &q, dist);
+            let first = (block * kernel::BLOCK) as u32;
+            for (i, &d) in dist.iter().enumerate() {
+                if d <= bound && self.admitted(first + i as u32) {
+                    bound = f(first + i as u32, d);
+                }
             }
         }
     }

@@ -1,0 +1,179 @@
+//! The index configuration (`schemas/index.schema.json`) and the tantivy
+//! schema it becomes. Validated against the JSON Schema first, then for
+//! what a JSON Schema cannot say (the `id` field, unique names).
+
+use serde::{Deserialize, Serialize};
+use tantivy::schema::{
+    DateOptions, NumericOptions, Schema, TextFieldIndexing, TextOptions, FAST, INDEXED, STORED,
+    STRING, TEXT,
+};
+
+use super::{add_hash_field, IndexError};
+
+/// The JSON Schema of the configuration.
+pub const INDEX_SCHEMA: &str = include_str!("../../schemas/index.schema.json");
+
+/// One metadata field's type.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum FieldKind {
+    Text,
+    Keyword,
+    Integer,
+    Float,
+    Date,
+    Boolean,
+}
+
+fn yes() -> bool {
+    true
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FieldConfig {
+    pub name: String,
+    #[serde(rename = "type")]
+    pub kind: FieldKind,
+    #[serde(default)]
+    pub stored: bool,
+    #[serde(default)]
+    pub fast: bool,
+    #[serde(default = "yes")]
+    pub indexed: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct HashConfig {
+    pub name: String,
+    pub bits: usize,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub encoder: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct IndexConfig {
+    pub fields: Vec<FieldConfig>,
+    pub hash: HashConfig,
+}
+
+/// The name of the required unique-id field.
+pub const ID_FIELD: &str = "id";
+
+impl IndexConfig {
+    /// Parses and validates a configuration; every problem is listed.
+    pub fn from_json(text: &str) -> Result<Self, IndexError> {
+        let value: serde_json::Value = serde_json::from_str(text)
+            .map_err(|e| IndexError::Invalid(format!("not JSON: {e}")))?;
+        let schema: serde_json::Value =
+            serde_json::from_str(INDEX_SCHEMA).expect("the bundled schema is JSON");
+        let validator = jsonschema::validator_for(&schema).expect("the bundled schema is valid");
+        let problems: Vec<String> = validator
+            .iter_errors(&value)
+            .map(|e| format!("{} at {}", e, e.instance_path()))
+            .collect();
+        if !problems.is_empty() {
+            return Err(IndexError::Invalid(format!(
+                "does not fit schemas/index.schema.json: {}",
+                problems.join("; ")
+            )));
+        }
+        let config: IndexConfig =
+            serde_json::from_value(value).map_err(|e| IndexError::Invalid(e.to_string()))?;
+        config.check()?;
+        Ok(config)
+    }
+
+    fn check(&self) -> Result<(), IndexError> {
+        let mut names: Vec<&str> = self.fields.iter().map(|f| f.name.as_str()).collect();
+        names.push(&self.hash.name);
+        let mut sorted = names.clone();
+        sorted.sort_unstable();
+        if let Some(w) = sorted.windows(2).find(|w| w[0] == w[1]) {
+            return Err(IndexError::Invalid(format!(
+                "field name {:?} is used twice",
+                w[0]
+            )));
+        }
+        match self.fields.iter().find(|f| f.name == ID_FIELD) {
+            Some(f) if f.kind == FieldKind::Keyword && f.stored && f.indexed => Ok(()),
+            Some(_) => Err(IndexError::Invalid(
+                "field \"id\" must be a stored, indexed keyword".into(),
+            )),
+            None => Err(IndexError::Invalid(
+                "the configuration needs a field \"id\" of type keyword".into(),
+            )),
+        }
+    }
+
+    /// The tantivy schema: metadata fields, then the hash field.
+    pub fn schema(&self) -> Result<Schema, IndexError> {
+        let mut b = Schema::builder();
+        for f in &self.fields {
+            let name = f.name.as_str();
+            match f.kind {
+                FieldKind::Text | FieldKind::Keyword => {
+                    let mut opts = if f.kind == FieldKind::Text {
+                        TEXT
+                    } else {
+                        STRING
+                    };
+                    if !f.indexed {
+                        opts = TextOptions::default();
+                    } else if f.kind == FieldKind::Text {
+                        opts = opts.set_indexing_options(
+                            TextFieldIndexing::default()
+                                .set_tokenizer("en_stem")
+                                .set_index_option(
+                                    tantivy::schema::IndexRecordOption::WithFreqsAndPositions,
+                                ),
+                        );
+                    }
+                    if f.stored {
+                        opts = opts | STORED;
+                    }
+                    if f.fast && f.kind == FieldKind::Keyword {
+                        opts = opts | FAST;
+                    }
+                    b.add_text_field(name, opts);
+                }
+                FieldKind::Integer | FieldKind::Float | FieldKind::Boolean => {
+                    let mut opts = NumericOptions::default();
+                    if f.indexed {
+                        opts = opts | INDEXED;
+                    }
+                    if f.stored {
+                        opts = opts | STORED;
+                    }
+                    if f.fast {
+                        opts = opts | FAST;
+                    }
+                    match f.kind {
+                        FieldKind::Integer => b.add_i64_field(name, opts),
+                        FieldKind::Float => b.add_f64_field(name, opts),
+                        _ => b.add_bool_field(name, opts),
+                    };
+                }
+                FieldKind::Date => {
+                    let mut opts = DateOptions::default();
+                    if f.indexed {
+                        opts = opts | INDEXED;
+                    }
+                    if f.stored {
+                        opts = opts | STORED;
+                    }
+                    if f.fast {
+                        opts = opts | FAST;
+                    }
+                    b.add_date_field(name, opts);
+                }
+            }
+        }
+        add_hash_field(&mut b, &self.hash.name, self.hash.bits)?;
+        Ok(b.build())
+    }
+
+    /// The configuration of a metadata field.
+    pub fn field(&self, name: &str) -> Option<&FieldConfig> {
+        self.fields.iter().find(|f| f.name == name)
+    }
+}

@@ -1,0 +1,133 @@
+//! Reading a segment's codes: the memory-mapped `.mih` table and the set of
+//! docs without a code, opened once per segment and cached by segment id.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use roaring::RoaringBitmap;
+use tantivy::directory::OwnedBytes;
+use tantivy::error::DataCorruption;
+use tantivy::fastfield::AliveBitSet;
+use tantivy::index::{SegmentComponent, SegmentId};
+use tantivy::{DocId, SegmentReader, TantivyError};
+
+use super::plugin::{EXT_NONE, EXT_TABLE};
+use super::HashField;
+use crate::code::BinaryCode;
+use crate::mih::{DocSet, MihIndex};
+
+/// One segment's codes.
+pub struct SegmentCodes {
+    pub table: MihIndex<OwnedBytes>,
+    /// Docs that carry no code (they never match an image query).
+    pub none: RoaringBitmap,
+}
+
+fn corrupt(reader: &SegmentReader, what: &str, e: impl std::fmt::Display) -> TantivyError {
+    TantivyError::DataCorruption(DataCorruption::comment_only(format!(
+        "segment {}: {what}: {e}",
+        reader.segment_id().uuid_string()
+    )))
+}
+
+impl SegmentCodes {
+    /// Opens the segment's component files (mmap-backed, header checks only).
+    pub fn open(reader: &SegmentReader, field: &HashField) -> tantivy::Result<Self> {
+        let bytes = reader
+            .open_read(SegmentComponent::Custom(EXT_TABLE.to_string()))?
+            .read_bytes()?;
+        let table = MihIndex::open(bytes).map_err(|e| corrupt(reader, "code table", e))?;
+        if table.bits() != field.bits || table.len() != reader.max_doc() as usize {
+            return Err(corrupt(
+                reader,
+                "code table",
+                format!(
+                    "{} codes of {} bits, expected {} of {}",
+                    table.len(),
+                    table.bits(),
+                    reader.max_doc(),
+                    field.bits
+                ),
+            ));
+        }
+        let none_bytes = reader
+            .open_read(SegmentComponent::Custom(EXT_NONE.to_string()))?
+            .read_bytes()?;
+        let none = RoaringBitmap::deserialize_from(none_bytes.as_slice())
+            .map_err(|e| corrupt(reader, "docs without codes", e))?;
+        Ok(Self { table, none })
+    }
+
+    /// The code of `doc`, or `None` when it has none.
+    pub fn code(&self, doc: DocId) -> Option<BinaryCode> {
+        if self.none.contains(doc) {
+            return None;
+        }
+        self.table.code(doc)
+    }
+
+    /// The code words of `doc` (padded to the longest code), or `None`.
+    pub fn code_words(&self, doc: DocId) -> Option<Vec<u64>> {
+        self.code(doc).map(|c| c.words().to_vec())
+    }
+
+    /// Number of docs with a code.
+    pub fn num_with_code(&self) -> u64 {
+        self.table.len() as u64 - self.none.len()
+    }
+}
+
+/// The docs a segment search may return: alive (not deleted) and with a code.
+pub struct Searchable<'a> {
+    pub alive: Option<&'a AliveBitSet>,
+    pub none: &'a RoaringBitmap,
+}
+
+impl DocSet for Searchable<'_> {
+    fn contains(&self, doc: u32) -> bool {
+        !self.none.contains(doc) && self.alive.is_none_or(|a| a.is_alive(doc))
+    }
+}
+
+/// Opened segments by id. Entries for segments that left the index are
+/// dropped whenever a searcher over the current segments asks.
+#[derive(Default)]
+pub struct CodeCache {
+    segments: Mutex<HashMap<SegmentId, Arc<SegmentCodes>>>,
+}
+
+impl CodeCache {
+    /// The codes of `reader`'s segment, opened on first use.
+    pub fn get(
+        &self,
+        reader: &SegmentReader,
+        field: &HashField,
+    ) -> tantivy::Result<Arc<SegmentCodes>> {
+        let id = reader.segment_id();
+        if let Some(codes) = self.lock().get(&id) {
+            return Ok(codes.clone());
+        }
+        let codes = Arc::new(SegmentCodes::open(reader, field)?);
+        self.lock().insert(id, codes.clone());
+        Ok(codes)
+    }
+
+    /// Drops every cached segment not among `live`.
+    pub fn retain(&self, live: &[SegmentId]) {
+        self.lock().retain(|id, _| live.contains(id));
+    }
+
+    /// Number of segments held.
+    pub fn len(&self) -> usize {
+        self.lock().len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<SegmentId, Arc<SegmentCodes>>> {
+        // A panic while holding the lock cannot leave the map inconsistent.
+        self.segments.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}

@@ -1,0 +1,146 @@
+//! One ingest record (`schemas/record.schema.json`) → one tantivy document,
+//! checked against the record schema and the index configuration.
+
+use tantivy::schema::{Field, Schema};
+use tantivy::time::format_description::well_known::Rfc3339;
+use tantivy::time::{Date, Month, OffsetDateTime};
+use tantivy::{DateTime, TantivyDocument};
+
+use crate::index::config::{FieldKind, IndexConfig, ID_FIELD};
+use crate::index::{HashField, IndexError};
+use crate::store::Store;
+
+/// The JSON Schema of a record.
+pub const RECORD_SCHEMA: &str = include_str!("../../schemas/record.schema.json");
+
+/// A refused record: its id when known, and why.
+pub type Refusal = (Option<String>, String);
+
+/// Parses records for one index.
+pub struct RecordParser {
+    config: IndexConfig,
+    schema: Schema,
+    hash: HashField,
+    validator: jsonschema::Validator,
+}
+
+impl RecordParser {
+    pub fn new(store: &Store) -> Result<Self, IndexError> {
+        let schema_json: serde_json::Value =
+            serde_json::from_str(RECORD_SCHEMA).expect("bundled schema is JSON");
+        Ok(Self {
+            config: store.config.clone(),
+            schema: store.index.schema(),
+            hash: store.index.field().clone(),
+            validator: jsonschema::validator_for(&schema_json).expect("bundled schema is valid"),
+        })
+    }
+
+    /// The record's id and document, or why it was refused.
+    pub fn parse(&self, line: &str) -> Result<(String, TantivyDocument), Refusal> {
+        let value: serde_json::Value =
+            serde_json::from_str(line).map_err(|e| (None, format!("not a JSON object: {e}")))?;
+        let id = value
+            .get(ID_FIELD)
+            .and_then(|v| v.as_str())
+            .map(str::to_string);
+        let problems: Vec<String> = self
+            .validator
+            .iter_errors(&value)
+            .map(|e| format!("{e} at {}", e.instance_path()))
+            .collect();
+        if !problems.is_empty() {
+            return Err((
+                id,
+                format!(
+                    "does not fit schemas/record.schema.json: {}",
+                    problems.join("; ")
+                ),
+            ));
+        }
+        let obj = value.as_object().expect("the schema requires an object");
+        let id = id.expect("the schema requires a string id");
+        let fail = |reason: String| (Some(id.clone()), reason);
+        let mut doc = TantivyDocument::new();
+        for (key, v) in obj {
+            match key.as_str() {
+                "code" => {
+                    let code = self
+                        .hash
+                        .from_hex(v.as_str().unwrap_or_default())
+                        .map_err(|e| fail(e.to_string()))?;
+                    self.hash
+                        .set(&mut doc, &code)
+                        .map_err(|e| fail(e.to_string()))?;
+                }
+                "image" => {
+                    return Err(fail(
+                        "image records need an encoder; give a precomputed \"code\" (hex) instead"
+                            .into(),
+                    ))
+                }
+                name => {
+                    if v.is_null() {
+                        continue;
+                    }
+                    let f = self.config.field(name).ok_or_else(|| {
+                        fail(format!(
+                            "unknown field {name:?} (not in the index configuration)"
+                        ))
+                    })?;
+                    let field = self
+                        .schema
+                        .get_field(name)
+                        .map_err(|e| fail(e.to_string()))?;
+                    add_value(&mut doc, field, f.kind, v)
+                        .map_err(|e| fail(format!("field {name}: {e}")))?;
+                }
+            }
+        }
+        Ok((id, doc))
+    }
+}
+
+fn add_value(
+    doc: &mut TantivyDocument,
+    field: Field,
+    kind: FieldKind,
+    v: &serde_json::Value,
+) -> Result<(), String> {
+    let wrong = |want: &str| format!("expected {want}, got {v}");
+    match kind {
+        FieldKind::Text | FieldKind::Keyword => {
+            doc.add_text(field, v.as_str().ok_or_else(|| wrong("a string"))?)
+        }
+        FieldKind::Integer => doc.add_i64(field, v.as_i64().ok_or_else(|| wrong("an integer"))?),
+        FieldKind::Float => doc.add_f64(field, v.as_f64().ok_or_else(|| wrong("a number"))?),
+        FieldKind::Boolean => {
+            doc.add_bool(field, v.as_bool().ok_or_else(|| wrong("true or false"))?)
+        }
+        FieldKind::Date => doc.add_date(
+            field,
+            parse_date(v.as_str().ok_or_else(|| wrong("a date string"))?)?,
+        ),
+    }
+    Ok(())
+}
+
+/// RFC 3339 (`2024-03-18T09:30:00Z`) or a plain date (`2024-03-18`, midnight UTC).
+pub fn parse_date(s: &str) -> Result<DateTime, String> {
+    if let Ok(t) = OffsetDateTime::parse(s, &Rfc3339) {
+        return Ok(DateTime::from_utc(t));
+    }
+    let bad = || format!("{s:?} is not a date (use YYYY-MM-DD or RFC 3339)");
+    let parts: Vec<&str> = s.split('-').collect();
+    let [y, m, d] = parts[..] else {
+        return Err(bad());
+    };
+    let (y, m, d): (i32, u8, u8) = (
+        y.parse().map_err(|_| bad())?,
+        m.parse().map_err(|_| bad())?,
+        d.parse().map_err(|_| bad())?,
+    );
+    let month = Month::try_from(m).map_err(|_| bad())?;
+    let date = Date::from_calendar_date(y, month, d).map_err(|_| bad())?;
+    Ok(DateTime::from_utc(date.midnight().assume_utc()))
+}

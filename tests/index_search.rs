@@ -1,0 +1,562 @@
+//! The binary_hash field end to end: exact k-NN, radius queries and hybrid
+//! ranking across many segments, deletes, re-ingests, merges and reopen,
+//! checked against brute force over the same records.
+
+use std::collections::BTreeMap;
+
+use ash_search::code::BinaryCode;
+use ash_search::index::hybrid::{self, Mode};
+use ash_search::index::knn::{knn, KnnRequest};
+use ash_search::index::{add_hash_field, HashField, HashIndex};
+use ash_search::synth::{generate, Spread};
+use tantivy::collector::TopDocs;
+use tantivy::indexer::NoMergePolicy;
+use tantivy::query::{BooleanQuery, Occur, Query, QueryParser, TermQuery};
+use tantivy::schema::{
+    Field, IndexRecordOption, Schema, Value, FAST, INDEXED, STORED, STRING, TEXT,
+};
+use tantivy::{IndexWriter, Searcher, TantivyDocument, Term};
+
+const BITS: usize = 32;
+
+struct Fields {
+    id: Field,
+    sel: Field,
+    report: Field,
+    hash: HashField,
+}
+
+fn schema() -> (Schema, Fields) {
+    let mut b = Schema::builder();
+    let id = b.add_text_field("id", STRING | STORED);
+    let sel = b.add_i64_field("sel", INDEXED | FAST | STORED);
+    let report = b.add_text_field("report", TEXT | STORED);
+    let hash = add_hash_field(&mut b, "code", BITS).unwrap();
+    (
+        b.build(),
+        Fields {
+            id,
+            sel,
+            report,
+            hash,
+        },
+    )
+}
+
+/// The model the index must agree with: id → (code, sel, report).
+type Model = BTreeMap<String, (Option<BinaryCode>, i64, String)>;
+
+fn upsert(
+    w: &mut IndexWriter,
+    f: &Fields,
+    model: &mut Model,
+    id: &str,
+    code: Option<BinaryCode>,
+    sel: i64,
+) {
+    let report = if sel % 7 == 0 {
+        "hard exudates near the macula"
+    } else {
+        "no findings"
+    }
+    .to_string();
+    w.delete_term(Term::from_field_text(f.id, id));
+    let mut doc = TantivyDocument::new();
+    doc.add_text(f.id, id);
+    doc.add_i64(f.sel, sel);
+    doc.add_text(f.report, &report);
+    if let Some(c) = &code {
+        f.hash.set(&mut doc, c).unwrap();
+    }
+    w.add_document(doc).unwrap();
+    model.insert(id.to_string(), (code, sel, report));
+}
+
+/// (distance, id) of every live doc with a code that `keep` accepts, sorted.
+fn brute(model: &Model, q: &BinaryCode, keep: &dyn Fn(i64) -> bool) -> Vec<(u32, String)> {
+    let mut v: Vec<(u32, String)> = model
+        .iter()
+        .filter(|(_, (c, sel, _))| c.is_some() && keep(*sel))
+        .map(|(id, (c, _, _))| (c.unwrap().distance(q).unwrap(), id.clone()))
+        .collect();
+    v.sort();
+    v
+}
+
+fn id_of(searcher: &Searcher, f: &Fields, a: tantivy::DocAddress) -> String {
+    let doc: TantivyDocument = searcher.doc(a).unwrap();
+    doc.get_first(f.id)
+        .and_then(|v| v.as_str())
+        .unwrap()
+        .to_string()
+}
+
+/// Exact top-k: same distances, same ids below the k-th distance, and ids at
+/// the k-th distance drawn from the tied ones.
+fn assert_same_topk(got: &[(u32, String)], all: &[(u32, String)], k: usize, what: &str) {
+    let want = &all[..k.min(all.len())];
+    assert_eq!(got.len(), want.len(), "{what}: count");
+    let gd: Vec<u32> = got.iter().map(|g| g.0).collect();
+    let wd: Vec<u32> = want.iter().map(|w| w.0).collect();
+    assert_eq!(gd, wd, "{what}: distances");
+    if let Some(&(kth, _)) = want.last() {
+        for (d, id) in got {
+            assert!(
+                all.iter().any(|(d2, id2)| d2 == d && id2 == id),
+                "{what}: {id} at {d} is not in the data"
+            );
+            if *d < kth {
+                assert!(
+                    want.iter().any(|(_, w)| w == id),
+                    "{what}: {id} missing below the k-th distance"
+                );
+            }
+        }
+    }
+}
+
+fn filter_for(index: &HashIndex, f: &Fields, per_mille: i64) -> Option<Box<dyn Query>> {
+    let parser = QueryParser::for_index(index.index(), vec![f.sel]);
+    match per_mille {
+        1000 => None,
+        0 => Some(parser.parse_query("sel:[1000 TO 2000]").unwrap()),
+        1 => Some(parser.parse_query("sel:7").unwrap()),
+        p => Some(
+            parser
+                .parse_query(&format!("sel:[0 TO {}]", p - 1))
+                .unwrap(),
+        ),
+    }
+}
+
+fn check_all(index: &HashIndex, f: &Fields, model: &Model, queries: &[BinaryCode]) {
+    index.reload().unwrap();
+    let searcher = index.reader().searcher();
+    for q in queries {
+        for per_mille in [0i64, 1, 100, 1000] {
+            let filter = filter_for(index, f, per_mille);
+            let keep = move |sel: i64| {
+                per_mille == 1000
+                    || (per_mille == 1 && sel == 7)
+                    || (per_mille > 1 && sel < per_mille)
+            };
+            let all = brute(model, q, &keep);
+            for k in [1usize, 10, 50, model.len() + 5] {
+                let hits = knn(
+                    index,
+                    &searcher,
+                    q,
+                    &KnnRequest {
+                        k,
+                        filter: filter.as_deref(),
+                        ..Default::default()
+                    },
+                )
+                .unwrap();
+                let got: Vec<(u32, String)> = hits
+                    .iter()
+                    .map(|h| (h.distance, id_of(&searcher, f, h.address)))
+                    .collect();
+                assert_same_topk(&got, &all, k, &format!("knn k={k} filter={per_mille}"));
+            }
+        }
+        // Radius query, alone and inside a BooleanQuery with a term query.
+        for radius in [0u32, 3, 8] {
+            let query = index.hamming_query(*q, radius).unwrap();
+            let found = searcher
+                .search(&query, &TopDocs::with_limit(100_000).order_by_score())
+                .unwrap();
+            let mut got: Vec<(u32, String)> = found
+                .iter()
+                .map(|(score, a)| {
+                    (
+                        ((1.0 - score) * BITS as f32).round() as u32,
+                        id_of(&searcher, f, *a),
+                    )
+                })
+                .collect();
+            got.sort();
+            let want: Vec<_> = brute(model, q, &|_| true)
+                .into_iter()
+                .filter(|(d, _)| *d <= radius)
+                .collect();
+            assert_eq!(got, want, "radius {radius}");
+            let both = BooleanQuery::new(vec![
+                (Occur::Must, Box::new(query.clone()) as Box<dyn Query>),
+                (
+                    Occur::Must,
+                    Box::new(TermQuery::new(
+                        Term::from_field_i64(f.sel, 7),
+                        IndexRecordOption::Basic,
+                    )),
+                ),
+            ]);
+            let n = searcher.search(&both, &tantivy::collector::Count).unwrap();
+            assert_eq!(n, want.iter().filter(|(_, id)| model[id].1 == 7).count());
+        }
+    }
+}
+
+fn codes(n: usize, seed: u64) -> Vec<BinaryCode> {
+    generate(
+        n,
+        BITS,
+        Spread::Clustered {
+            centres: 12,
+            flip: 0.1,
+        },
+        9,
+        seed,
+    )
+    .unwrap()
+}
+
+#[test]
+fn knn_and_radius_match_brute_force_across_segments_deletes_merges_and_reopen() {
+    let dir = tempfile::tempdir().unwrap();
+    let (schema, f) = schema();
+    let index = HashIndex::create_in_dir(dir.path(), schema).unwrap();
+    let mut w: IndexWriter = index.writer(20_000_000).unwrap();
+    w.set_merge_policy(Box::new(NoMergePolicy));
+    let mut model = Model::new();
+    let base = codes(3000, 1);
+    for (i, c) in base.iter().enumerate() {
+        // Every 13th doc has no code.
+        let code = (i % 13 != 5).then_some(*c);
+        upsert(
+            &mut w,
+            &f,
+            &mut model,
+            &format!("d{i}"),
+            code,
+            (i % 1000) as i64,
+        );
+        if i % 400 == 399 {
+            w.commit().unwrap();
+        }
+    }
+    w.commit().unwrap();
+    // Deletes and re-ingests of the same ids with new codes.
+    let fresh = codes(300, 2);
+    for (j, c) in fresh.iter().enumerate() {
+        let id = format!("d{}", j * 7);
+        if j % 3 == 0 {
+            w.delete_term(Term::from_field_text(f.id, &id));
+            model.remove(&id);
+        } else {
+            upsert(&mut w, &f, &mut model, &id, Some(*c), (j * 7 % 1000) as i64);
+        }
+    }
+    w.commit().unwrap();
+    let queries = codes(6, 3);
+    index.reload().unwrap();
+    assert!(index.reader().searcher().segment_readers().len() >= 8);
+    check_all(&index, &f, &model, &queries);
+
+    // Explicit merge of half of the segments, then of all.
+    let ids = index.index().searchable_segment_ids().unwrap();
+    w.merge(&ids[..ids.len() / 2]).wait().unwrap();
+    check_all(&index, &f, &model, &queries);
+    let ids = index.index().searchable_segment_ids().unwrap();
+    w.merge(&ids).wait().unwrap();
+    check_all(&index, &f, &model, &queries);
+    assert_eq!(index.reader().searcher().segment_readers().len(), 1);
+    drop(w);
+
+    // Reopen: the plugin is registered again by HashIndex::open_in_dir.
+    let reopened = HashIndex::open_in_dir(dir.path()).unwrap();
+    check_all(&reopened, &f, &model, &queries);
+    let mut w: IndexWriter = reopened.writer(20_000_000).unwrap();
+    upsert(&mut w, &f, &mut model, "late", Some(queries[0]), 3);
+    w.commit().unwrap();
+    w.wait_merging_threads().unwrap();
+    check_all(&reopened, &f, &model, &queries);
+}
+
+#[test]
+fn default_merge_policy_keeps_answers_exact() {
+    let (schema, f) = schema();
+    let index = HashIndex::create_in_ram(schema).unwrap();
+    let mut w: IndexWriter = index.writer_with_threads(1);
+    let mut model = Model::new();
+    for (i, c) in codes(2500, 4).iter().enumerate() {
+        upsert(
+            &mut w,
+            &f,
+            &mut model,
+            &format!("m{i}"),
+            Some(*c),
+            (i % 1000) as i64,
+        );
+        if i % 100 == 99 {
+            w.commit().unwrap();
+        }
+    }
+    w.commit().unwrap();
+    w.wait_merging_threads().unwrap();
+    check_all(&index, &f, &model, &codes(4, 5));
+}
+
+trait OneThread {
+    fn writer_with_threads(&self, n: usize) -> IndexWriter;
+}
+
+impl OneThread for HashIndex {
+    fn writer_with_threads(&self, n: usize) -> IndexWriter {
+        self.index().writer_with_num_threads(n, 20_000_000).unwrap()
+    }
+}
+
+#[test]
+fn index_without_codes_and_wrong_lengths() {
+    let (schema, f) = schema();
+    let index = HashIndex::create_in_ram(schema).unwrap();
+    let mut w = index.writer(20_000_000).unwrap();
+    let mut model = Model::new();
+    for i in 0..50 {
+        upsert(&mut w, &f, &mut model, &format!("n{i}"), None, i);
+    }
+    w.commit().unwrap();
+    index.reload().unwrap();
+    let searcher = index.reader().searcher();
+    let q = BinaryCode::zeros(BITS).unwrap();
+    assert!(knn(
+        &index,
+        &searcher,
+        &q,
+        &KnnRequest {
+            k: 5,
+            ..Default::default()
+        }
+    )
+    .unwrap()
+    .is_empty());
+    let query = index.hamming_query(q, BITS as u32).unwrap();
+    assert_eq!(
+        searcher.search(&query, &tantivy::collector::Count).unwrap(),
+        0
+    );
+
+    let mut doc = TantivyDocument::new();
+    let err = f
+        .hash
+        .set(&mut doc, &BinaryCode::zeros(24).unwrap())
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("field code") && err.contains("24 bits") && err.contains("takes 32"),
+        "{err}"
+    );
+    let err = f.hash.parse(&[0u8; 3]).unwrap_err().to_string();
+    assert!(err.contains("takes 4 bytes, got 3 bytes"), "{err}");
+    assert!(knn(
+        &index,
+        &searcher,
+        &BinaryCode::zeros(12).unwrap(),
+        &KnnRequest {
+            k: 1,
+            ..Default::default()
+        }
+    )
+    .is_err());
+}
+
+#[test]
+fn hybrid_modes_rank_as_documented() {
+    let (schema, f) = schema();
+    let index = HashIndex::create_in_ram(schema).unwrap();
+    let mut w = index.writer(20_000_000).unwrap();
+    let mut model = Model::new();
+    let cs = codes(400, 6);
+    for (i, c) in cs.iter().enumerate() {
+        upsert(
+            &mut w,
+            &f,
+            &mut model,
+            &format!("h{i}"),
+            Some(*c),
+            (i % 1000) as i64,
+        );
+    }
+    w.commit().unwrap();
+    index.reload().unwrap();
+    let searcher = index.reader().searcher();
+    let parser = QueryParser::for_index(index.index(), vec![f.report]);
+    let q = cs[3];
+    let text = || parser.parse_query("exudates").unwrap();
+
+    // filter: only text matches, ranked by distance.
+    let hits = hybrid::search(
+        &index,
+        &searcher,
+        &hybrid::Request {
+            code: Some(&q),
+            text: Some(text()),
+            filter: None,
+            k: 20,
+            radius: None,
+            mode: Mode::Filter,
+        },
+    )
+    .unwrap();
+    let all = brute(&model, &q, &|sel| sel % 7 == 0);
+    let got: Vec<(u32, String)> = hits
+        .iter()
+        .map(|h| (h.distance.unwrap(), id_of(&searcher, &f, h.address)))
+        .collect();
+    assert_same_topk(&got, &all, 20, "filter mode");
+    assert!(hits.iter().all(|h| h.text_score.unwrap() > 0.0));
+
+    // rrf: scores are sums of 1/(60 + rank); the best doc in both lists leads.
+    let hits = hybrid::search(
+        &index,
+        &searcher,
+        &hybrid::Request {
+            code: Some(&q),
+            text: Some(text()),
+            filter: None,
+            k: 10,
+            radius: None,
+            mode: Mode::Rrf,
+        },
+    )
+    .unwrap();
+    assert!(hits.windows(2).all(|w| w[0].score >= w[1].score));
+    assert!(
+        hits[0].score <= 2.0 / 61.0 + 1e-6 && hits[0].score > 1.0 / 61.0,
+        "{}",
+        hits[0].score
+    );
+
+    // weighted with w = 1 is pure image similarity; w = 0 pure normalised BM25.
+    let hits = hybrid::search(
+        &index,
+        &searcher,
+        &hybrid::Request {
+            code: Some(&q),
+            text: Some(text()),
+            filter: None,
+            k: 5,
+            radius: None,
+            mode: Mode::Weighted(1.0),
+        },
+    )
+    .unwrap();
+    let all = brute(&model, &q, &|_| true);
+    assert_eq!(
+        hits.iter().map(|h| h.distance.unwrap()).collect::<Vec<_>>(),
+        all[..5].iter().map(|a| a.0).collect::<Vec<_>>()
+    );
+    for h in &hits {
+        assert!((h.score - (1.0 - h.distance.unwrap() as f32 / BITS as f32)).abs() < 1e-6);
+    }
+    let hits = hybrid::search(
+        &index,
+        &searcher,
+        &hybrid::Request {
+            code: Some(&q),
+            text: Some(text()),
+            filter: None,
+            k: 5,
+            radius: None,
+            mode: Mode::Weighted(0.0),
+        },
+    )
+    .unwrap();
+    assert!((hits[0].score - 1.0).abs() < 1e-6);
+    assert!(hits
+        .iter()
+        .all(|h| model[&id_of(&searcher, &f, h.address)].1 % 7 == 0));
+
+    // text only.
+    let hits = hybrid::search(
+        &index,
+        &searcher,
+        &hybrid::Request {
+            code: None,
+            text: Some(text()),
+            filter: None,
+            k: 1000,
+            radius: None,
+            mode: Mode::Filter,
+        },
+    )
+    .unwrap();
+    assert_eq!(hits.len(), model.values().filter(|m| m.1 % 7 == 0).count());
+}
+
+#[test]
+fn readers_stay_exact_while_a_writer_commits_and_merges() {
+    let (schema, f) = schema();
+    let index = std::sync::Arc::new(HashIndex::create_in_ram(schema).unwrap());
+    let cs = codes(1500, 7);
+    let writer_index = index.clone();
+    let id_field = f.id;
+    let sel_field = f.sel;
+    let hash = f.hash.clone();
+    let report = f.report;
+    let writer = std::thread::spawn(move || {
+        let f = Fields {
+            id: id_field,
+            sel: sel_field,
+            report,
+            hash,
+        };
+        let mut w = writer_index.writer(20_000_000).unwrap();
+        let mut model = Model::new();
+        for (i, c) in cs.iter().enumerate() {
+            upsert(
+                &mut w,
+                &f,
+                &mut model,
+                &format!("c{}", i % 900),
+                Some(*c),
+                (i % 1000) as i64,
+            );
+            if i % 50 == 49 {
+                w.commit().unwrap();
+            }
+        }
+        w.commit().unwrap();
+        w.wait_merging_threads().unwrap();
+    });
+    let q = codes(1, 8)[0];
+    let mut rounds = 0;
+    while !writer.is_finished() || rounds < 3 {
+        index.reload().unwrap();
+        let searcher = index.reader().searcher();
+        // Brute force over this snapshot: stored sel/id plus each segment's codes.
+        let mut all = Vec::new();
+        for (ord, r) in searcher.segment_readers().iter().enumerate() {
+            let codes = index.codes(r).unwrap();
+            for doc in r.doc_ids_alive() {
+                if let Some(c) = codes.code(doc) {
+                    all.push((
+                        c.distance(&q).unwrap(),
+                        id_of(&searcher, &f, tantivy::DocAddress::new(ord as u32, doc)),
+                    ));
+                }
+            }
+        }
+        all.sort();
+        let hits = knn(
+            &index,
+            &searcher,
+            &q,
+            &KnnRequest {
+                k: 25,
+                ..Default::default()
+            },
+        )
+        .unwrap();
+        let got: Vec<(u32, String)> = hits
+            .iter()
+            .map(|h| (h.distance, id_of(&searcher, &f, h.address)))
+            .collect();
+        assert_same_topk(&got, &all, 25, "concurrent");
+        let ids: std::collections::HashSet<_> = got.iter().map(|g| &g.1).collect();
+        assert_eq!(ids.len(), got.len(), "an id appears twice");
+        rounds += 1;
+    }
+    writer.join().unwrap();
+}
