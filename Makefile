@@ -34,8 +34,9 @@ $(BENCH_VENV)/.ready: bench/requirements.txt
 	touch $@
 
 bench: build $(BENCH_VENV)/.ready
-	$(CARGO) build --release --locked --example bench_codes
+	$(CARGO) build --release --locked --example bench_codes --example bench_index
 	$(BENCH_VENV)/bin/python bench/codes_bench.py
+	target/release/examples/bench_index $${BENCH_INDEX_N:-1000000} $${BENCH_INDEX_QUERIES:-200}
 
 # Builds the fuzz target for the .mih reader (running it is manual:
 # `cargo +nightly fuzz run mih_open`, see fuzz/README.md).

@@ -60,11 +60,17 @@ pub fn matching_docs(
     weight: &dyn Weight,
     reader: &SegmentReader,
 ) -> tantivy::Result<RoaringBitmap> {
-    let mut docs = RoaringBitmap::new();
+    // Collecting first and building from the sorted list is several times
+    // faster than inserting doc by doc.
+    let mut docs: Vec<DocId> = Vec::new();
     weight.for_each_no_score(reader, &mut |block: &[DocId]| {
-        docs.extend(block.iter().copied());
+        docs.extend_from_slice(block);
     })?;
-    Ok(docs)
+    if !docs.is_sorted() {
+        docs.sort_unstable();
+        docs.dedup();
+    }
+    Ok(RoaringBitmap::from_sorted_iter(docs).unwrap_or_default())
 }
 
 /// BM25 scores of `docs` (ascending) under `weight`; 0 where a doc does not match.
@@ -115,7 +121,12 @@ pub fn knn(
         .transpose()?;
     let mut found: Vec<KnnHit> = Vec::new();
     let mut bound = req.max_distance.unwrap_or(field.bits as u32);
-    for (ord, reader) in searcher.segment_readers().iter().enumerate() {
+    // Largest segments first: they set a tight k-th distance early, which
+    // bounds the radius of every later segment.
+    let mut order_by_size: Vec<(usize, &SegmentReader)> =
+        searcher.segment_readers().iter().enumerate().collect();
+    order_by_size.sort_by_key(|(ord, r)| (std::cmp::Reverse(r.num_docs()), *ord));
+    for (ord, reader) in order_by_size {
         let codes = index.codes(reader)?;
         let mut allow: Option<RoaringBitmap> = None;
         for w in filter_w.iter().chain(text_w.iter()) {
