@@ -8,9 +8,10 @@ CARGO ?= cargo
 PYTHON ?= python3
 CACHE := .cache
 BENCH_VENV := $(CACHE)/venv-bench
+PLUGIN_VENV := $(CACHE)/venv-plugin
 BIN := target/release/ash-search
 
-.PHONY: all build demo test lint bench fuzz-build clean
+.PHONY: all build demo test lint bench fuzz-build clean plugin-test
 
 all: build
 
@@ -24,9 +25,20 @@ lint:
 	$(CARGO) fmt --all --check
 	$(CARGO) clippy --locked --all-targets -- -D warnings
 
-test: lint
+test: lint plugin-test
 	$(CARGO) test --locked --all-targets
 	$(CARGO) test --locked --doc
+
+# The encoder plugin's environment: PyTorch from PyPI (about 3 GB with its
+# CUDA libraries, installed once and reused), ONNX, ONNX Runtime.
+$(PLUGIN_VENV)/.ready: plugin/requirements.txt
+	$(PYTHON) -m venv $(PLUGIN_VENV)
+	$(PLUGIN_VENV)/bin/pip install --quiet --disable-pip-version-check -r plugin/requirements.txt
+	touch $@
+
+plugin-test: $(PLUGIN_VENV)/.ready
+	cd plugin && ../$(PLUGIN_VENV)/bin/ruff check . && ../$(PLUGIN_VENV)/bin/ruff format --check .
+	cd plugin && ../$(PLUGIN_VENV)/bin/python -m pytest -q
 
 $(BENCH_VENV)/.ready: bench/requirements.txt
 	$(PYTHON) -m venv $(BENCH_VENV)
