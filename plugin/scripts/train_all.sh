@@ -16,3 +16,6 @@ $py -m ash.evaluate runs/ash-{12,24,36,48} runs/noatt-{12,24,36,48} runs/dpsh-{1
 for bits in 12 24 36 48; do
   $py -m ash.export "runs/ash-$bits" --name "ash-synfundus-$bits" --out models
 done
+for bits in 12 24 36 48; do
+  $py -m ash.card "models/ash-synfundus-$bits" results/table.md
+done

@@ -22,6 +22,15 @@ def test_shapes_for_each_backbone_and_length(backbone: str, bits: int) -> None:
     assert codes(h).dtype == torch.uint8
 
 
+def test_efficientnet_lite0_with_attention_after_the_40_channel_stage() -> None:
+    torch.manual_seed(0)
+    net = HashNet(NetConfig(backbone="effnet", bits=24, input_size=96)).eval()
+    h, att = net(torch.rand(2, 3, 96, 96) * 255)
+    assert h.shape == (2, 24)
+    assert att.shape == (2, 1, 12, 12)  # stride 8
+    assert float(att.min()) >= 0 and float(att.max()) <= 1
+
+
 def test_attention_map_is_in_unit_interval_and_multiplies() -> None:
     torch.manual_seed(1)
     sa = SpatialAttention(3)
