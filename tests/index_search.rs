@@ -579,39 +579,71 @@ fn explain_boost_cache_and_sorting_refusal() {
     index.reload().unwrap();
     let searcher = index.reader().searcher();
     let query = index.hamming_query(cs[0], 6).unwrap();
-    let hits = searcher.search(&query, &TopDocs::with_limit(5).order_by_score()).unwrap();
+    let hits = searcher
+        .search(&query, &TopDocs::with_limit(5).order_by_score())
+        .unwrap();
     for (score, address) in &hits {
         let e = query.explain(&searcher, *address).unwrap();
         assert!((e.value() - score).abs() < 1e-6);
     }
     let boosted = tantivy::query::BoostQuery::new(Box::new(query.clone()), 2.0);
-    let twice = searcher.search(&boosted, &TopDocs::with_limit(5).order_by_score()).unwrap();
+    let twice = searcher
+        .search(&boosted, &TopDocs::with_limit(5).order_by_score())
+        .unwrap();
     assert!((twice[0].0 - 2.0 * hits[0].0).abs() < 1e-6);
 
     // The cache holds the live segments only.
-    knn(&index, &searcher, &cs[0], &KnnRequest { k: 3, ..Default::default() }).unwrap();
+    knn(
+        &index,
+        &searcher,
+        &cs[0],
+        &KnnRequest {
+            k: 3,
+            ..Default::default()
+        },
+    )
+    .unwrap();
     assert_eq!(index.cache().len(), 4);
-    w.merge(&index.index().searchable_segment_ids().unwrap()).wait().unwrap();
+    w.merge(&index.index().searchable_segment_ids().unwrap())
+        .wait()
+        .unwrap();
     index.reload().unwrap();
     assert_eq!(index.cache().len(), 0);
     let searcher = index.reader().searcher();
-    knn(&index, &searcher, &cs[0], &KnnRequest { k: 3, ..Default::default() }).unwrap();
+    knn(
+        &index,
+        &searcher,
+        &cs[0],
+        &KnnRequest {
+            k: 3,
+            ..Default::default()
+        },
+    )
+    .unwrap();
     assert_eq!(index.cache().len(), 1);
     drop(w);
 
     // An index sorted by a field cannot hold codes in doc-id order.
     let sorted_dir = tempfile::tempdir().unwrap();
     let settings = tantivy::IndexSettings {
-        sort_by_field: Some(tantivy::IndexSortByField { field: "sel".into(), order: tantivy::Order::Asc }),
+        sort_by_field: Some(tantivy::IndexSortByField {
+            field: "sel".into(),
+            order: tantivy::Order::Asc,
+        }),
         ..Default::default()
     };
     let field = ash_search::index::find_hash_field(&schema).unwrap();
     tantivy::Index::builder()
         .schema(schema)
         .settings(settings)
-        .register_plugin(std::sync::Arc::new(ash_search::index::BinaryHashPlugin::new(field)))
+        .register_plugin(std::sync::Arc::new(
+            ash_search::index::BinaryHashPlugin::new(field),
+        ))
         .create_in_dir(sorted_dir.path())
         .unwrap();
-    let err = HashIndex::open_in_dir(sorted_dir.path()).err().expect("sorted index refused").to_string();
+    let err = HashIndex::open_in_dir(sorted_dir.path())
+        .err()
+        .expect("sorted index refused")
+        .to_string();
     assert!(err.contains("index sorting"), "{err}");
 }
