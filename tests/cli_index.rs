@@ -193,7 +193,7 @@ fn init_ingest_search_info() {
     let bad = dir.path().join("bad.jsonl");
     std::fs::write(
         &bad,
-        "{\"id\": \"r1\", \"code\": \"000000000000\", \"grade\": 9}\n{\"id\": \"x\", \"code\": \"00\"}\n{\"id\": \"y\", \"colour\": \"red\", \"code\": \"000000000000\"}\n{broken\n{\"id\": \"z\", \"image\": \"a.png\", \"code\": \"000000000000\"}\n",
+        "{\"id\": \"r1\", \"code\": \"ffffffffffff\", \"grade\": 9}\n{\"id\": \"x\", \"code\": \"00\"}\n{\"id\": \"y\", \"colour\": \"red\", \"code\": \"000000000000\"}\n{broken\n{\"id\": \"z\", \"image\": \"a.png\", \"code\": \"000000000000\"}\n",
     )
     .unwrap();
     let errors = dir.path().join("errors.jsonl");
@@ -233,12 +233,14 @@ fn init_ingest_search_info() {
         "search",
         idx,
         "--code",
-        "000000000000",
+        "ffffffffffff",
         "-k",
         "1",
         "--json",
     ]));
+    // Every other code has its low 16 bits clear, so r1's new code is unique.
     assert_eq!(res["hits"][0]["id"], "r1");
+    assert_eq!(res["hits"][0]["distance"], 0);
     assert_eq!(res["hits"][0]["fields"]["grade"], 9);
 
     // Clear errors for bad queries.

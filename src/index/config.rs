@@ -56,6 +56,24 @@ pub struct IndexConfig {
     pub hash: HashConfig,
 }
 
+/// Adds the indexed, stored and fast flags a field asks for (a macro: the
+/// flag types are not public in tantivy, so no generic function can name them).
+macro_rules! with_flags {
+    ($opts:expr, $f:expr) => {{
+        let mut opts = $opts;
+        if $f.indexed {
+            opts = opts | INDEXED;
+        }
+        if $f.stored {
+            opts = opts | STORED;
+        }
+        if $f.fast {
+            opts = opts | FAST;
+        }
+        opts
+    }};
+}
+
 /// The name of the required unique-id field.
 pub const ID_FIELD: &str = "id";
 
@@ -136,35 +154,17 @@ impl IndexConfig {
                     }
                     b.add_text_field(name, opts);
                 }
-                FieldKind::Integer | FieldKind::Float | FieldKind::Boolean => {
-                    let mut opts = NumericOptions::default();
-                    if f.indexed {
-                        opts = opts | INDEXED;
-                    }
-                    if f.stored {
-                        opts = opts | STORED;
-                    }
-                    if f.fast {
-                        opts = opts | FAST;
-                    }
-                    match f.kind {
-                        FieldKind::Integer => b.add_i64_field(name, opts),
-                        FieldKind::Float => b.add_f64_field(name, opts),
-                        _ => b.add_bool_field(name, opts),
-                    };
+                FieldKind::Integer => {
+                    b.add_i64_field(name, with_flags!(NumericOptions::default(), f));
+                }
+                FieldKind::Float => {
+                    b.add_f64_field(name, with_flags!(NumericOptions::default(), f));
+                }
+                FieldKind::Boolean => {
+                    b.add_bool_field(name, with_flags!(NumericOptions::default(), f));
                 }
                 FieldKind::Date => {
-                    let mut opts = DateOptions::default();
-                    if f.indexed {
-                        opts = opts | INDEXED;
-                    }
-                    if f.stored {
-                        opts = opts | STORED;
-                    }
-                    if f.fast {
-                        opts = opts | FAST;
-                    }
-                    b.add_date_field(name, opts);
+                    b.add_date_field(name, with_flags!(DateOptions::default(), f));
                 }
             }
         }

@@ -54,14 +54,7 @@ impl HammingQuery {
         code: BinaryCode,
         radius: u32,
     ) -> Result<Self, IndexError> {
-        if code.bits() != field.bits {
-            return Err(IndexError::Invalid(format!(
-                "field {}: query code has {} bits, the field takes {}",
-                field.name,
-                code.bits(),
-                field.bits
-            )));
-        }
+        field.check(&code)?;
         Ok(Self {
             cache,
             field,

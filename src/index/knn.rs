@@ -100,14 +100,7 @@ pub fn knn(
     req: &KnnRequest,
 ) -> Result<Vec<KnnHit>, IndexError> {
     let field = index.field();
-    if code.bits() != field.bits {
-        return Err(IndexError::Invalid(format!(
-            "field {}: query code has {} bits, the field takes {}",
-            field.name,
-            code.bits(),
-            field.bits
-        )));
-    }
+    field.check(code)?;
     if req.k == 0 {
         return Ok(Vec::new());
     }

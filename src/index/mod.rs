@@ -109,6 +109,13 @@ impl HashField {
 
     /// Sets a document's code; a code of another length is refused.
     pub fn set(&self, doc: &mut TantivyDocument, code: &BinaryCode) -> Result<(), IndexError> {
+        self.check(code)?;
+        doc.add_custom(self.field, &code.to_packed());
+        Ok(())
+    }
+
+    /// Refuses a code whose length is not the field's, naming both.
+    pub fn check(&self, code: &BinaryCode) -> Result<(), IndexError> {
         if code.bits() != self.bits {
             return Err(IndexError::Invalid(format!(
                 "field {}: code has {} bits, the field takes {}",
@@ -117,7 +124,6 @@ impl HashField {
                 self.bits
             )));
         }
-        doc.add_custom(self.field, &code.to_packed());
         Ok(())
     }
 
