@@ -197,6 +197,14 @@ fn check_all(index: &HashIndex, f: &Fields, model: &Model, queries: &[BinaryCode
     }
 }
 
+/// A plain k-NN request: no filter, no text, no radius.
+fn nearest(k: usize) -> KnnRequest<'static> {
+    KnnRequest {
+        k,
+        ..Default::default()
+    }
+}
+
 fn codes(n: usize, seed: u64) -> Vec<BinaryCode> {
     generate(
         n,
@@ -320,17 +328,7 @@ fn index_without_codes_and_wrong_lengths() {
     index.reload().unwrap();
     let searcher = index.reader().searcher();
     let q = BinaryCode::zeros(BITS).unwrap();
-    assert!(knn(
-        &index,
-        &searcher,
-        &q,
-        &KnnRequest {
-            k: 5,
-            ..Default::default()
-        }
-    )
-    .unwrap()
-    .is_empty());
+    assert!(knn(&index, &searcher, &q, &nearest(5)).unwrap().is_empty());
     let query = index.hamming_query(q, BITS as u32).unwrap();
     assert_eq!(
         searcher.search(&query, &tantivy::collector::Count).unwrap(),
@@ -353,10 +351,7 @@ fn index_without_codes_and_wrong_lengths() {
         &index,
         &searcher,
         &BinaryCode::zeros(12).unwrap(),
-        &KnnRequest {
-            k: 1,
-            ..Default::default()
-        }
+        &nearest(1)
     )
     .is_err());
 }
@@ -384,21 +379,21 @@ fn hybrid_modes_rank_as_documented() {
     let parser = QueryParser::for_index(index.index(), vec![f.report]);
     let q = cs[3];
     let text = || parser.parse_query("exudates").unwrap();
-
-    // filter: only text matches, ranked by distance.
-    let hits = hybrid::search(
-        &index,
-        &searcher,
-        &hybrid::Request {
-            code: Some(&q),
+    // Text "exudates", no filter, no radius.
+    let search = |code: Option<&BinaryCode>, k: usize, mode: Mode| {
+        let req = hybrid::Request {
+            code,
             text: Some(text()),
             filter: None,
-            k: 20,
+            k,
             radius: None,
-            mode: Mode::Filter,
-        },
-    )
-    .unwrap();
+            mode,
+        };
+        hybrid::search(&index, &searcher, &req).unwrap()
+    };
+
+    // filter: only text matches, ranked by distance.
+    let hits = search(Some(&q), 20, Mode::Filter);
     let all = brute(&model, &q, &|sel| sel % 7 == 0);
     let got: Vec<(u32, String)> = hits
         .iter()
@@ -408,19 +403,7 @@ fn hybrid_modes_rank_as_documented() {
     assert!(hits.iter().all(|h| h.text_score.unwrap() > 0.0));
 
     // rrf: scores are sums of 1/(60 + rank); the best doc in both lists leads.
-    let hits = hybrid::search(
-        &index,
-        &searcher,
-        &hybrid::Request {
-            code: Some(&q),
-            text: Some(text()),
-            filter: None,
-            k: 10,
-            radius: None,
-            mode: Mode::Rrf,
-        },
-    )
-    .unwrap();
+    let hits = search(Some(&q), 10, Mode::Rrf);
     assert!(hits.windows(2).all(|w| w[0].score >= w[1].score));
     assert!(
         hits[0].score <= 2.0 / 61.0 + 1e-6 && hits[0].score > 1.0 / 61.0,
@@ -429,19 +412,7 @@ fn hybrid_modes_rank_as_documented() {
     );
 
     // weighted with w = 1 is pure image similarity; w = 0 pure normalised BM25.
-    let hits = hybrid::search(
-        &index,
-        &searcher,
-        &hybrid::Request {
-            code: Some(&q),
-            text: Some(text()),
-            filter: None,
-            k: 5,
-            radius: None,
-            mode: Mode::Weighted(1.0),
-        },
-    )
-    .unwrap();
+    let hits = search(Some(&q), 5, Mode::Weighted(1.0));
     let all = brute(&model, &q, &|_| true);
     assert_eq!(
         hits.iter().map(|h| h.distance.unwrap()).collect::<Vec<_>>(),
@@ -450,38 +421,14 @@ fn hybrid_modes_rank_as_documented() {
     for h in &hits {
         assert!((h.score - (1.0 - h.distance.unwrap() as f32 / BITS as f32)).abs() < 1e-6);
     }
-    let hits = hybrid::search(
-        &index,
-        &searcher,
-        &hybrid::Request {
-            code: Some(&q),
-            text: Some(text()),
-            filter: None,
-            k: 5,
-            radius: None,
-            mode: Mode::Weighted(0.0),
-        },
-    )
-    .unwrap();
+    let hits = search(Some(&q), 5, Mode::Weighted(0.0));
     assert!((hits[0].score - 1.0).abs() < 1e-6);
     assert!(hits
         .iter()
         .all(|h| model[&id_of(&searcher, &f, h.address)].1 % 7 == 0));
 
     // text only.
-    let hits = hybrid::search(
-        &index,
-        &searcher,
-        &hybrid::Request {
-            code: None,
-            text: Some(text()),
-            filter: None,
-            k: 1000,
-            radius: None,
-            mode: Mode::Filter,
-        },
-    )
-    .unwrap();
+    let hits = search(None, 1000, Mode::Filter);
     assert_eq!(hits.len(), model.values().filter(|m| m.1 % 7 == 0).count());
 }
 
@@ -539,16 +486,7 @@ fn readers_stay_exact_while_a_writer_commits_and_merges() {
             }
         }
         all.sort();
-        let hits = knn(
-            &index,
-            &searcher,
-            &q,
-            &KnnRequest {
-                k: 25,
-                ..Default::default()
-            },
-        )
-        .unwrap();
+        let hits = knn(&index, &searcher, &q, &nearest(25)).unwrap();
         let got: Vec<(u32, String)> = hits
             .iter()
             .map(|h| (h.distance, id_of(&searcher, &f, h.address)))
@@ -593,16 +531,7 @@ fn explain_boost_cache_and_sorting_refusal() {
     assert!((twice[0].0 - 2.0 * hits[0].0).abs() < 1e-6);
 
     // The cache holds the live segments only.
-    knn(
-        &index,
-        &searcher,
-        &cs[0],
-        &KnnRequest {
-            k: 3,
-            ..Default::default()
-        },
-    )
-    .unwrap();
+    knn(&index, &searcher, &cs[0], &nearest(3)).unwrap();
     assert_eq!(index.cache().len(), 4);
     w.merge(&index.index().searchable_segment_ids().unwrap())
         .wait()
@@ -610,16 +539,7 @@ fn explain_boost_cache_and_sorting_refusal() {
     index.reload().unwrap();
     assert_eq!(index.cache().len(), 0);
     let searcher = index.reader().searcher();
-    knn(
-        &index,
-        &searcher,
-        &cs[0],
-        &KnnRequest {
-            k: 3,
-            ..Default::default()
-        },
-    )
-    .unwrap();
+    knn(&index, &searcher, &cs[0], &nearest(3)).unwrap();
     assert_eq!(index.cache().len(), 1);
     drop(w);
 

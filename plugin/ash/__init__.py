@@ -1,8 +1,6 @@
 """ASH (Attention-based Saliency Hashing) encoder plugin for ash-search.
 
-This package holds the parts of the encoder plugin that need no deep-learning
-framework: the deterministic synthetic fundus generator (``ash.synthetic``)
-and the loaders for the labelled data sets users bring (``ash.data``).
+Synthetic data and loaders (``ash.synthetic``, ``ash.data``: numpy and
+Pillow only), the networks and losses, training, evaluation and ONNX export.
+See ``plugin/README.md``.
 """
-
-__all__ = ["data", "synthetic"]

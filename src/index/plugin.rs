@@ -74,8 +74,8 @@ impl SegmentPlugin for BinaryHashPlugin {
         for reader in ctx.readers {
             let codes = SegmentCodes::open(reader, &self.field)?;
             for doc in reader.doc_ids_alive() {
-                match codes.code_words(doc) {
-                    Some(code) => words.extend_from_slice(&code),
+                match codes.code(doc) {
+                    Some(code) => words.extend_from_slice(code.words()),
                     None => {
                         words.extend(std::iter::repeat_n(0, w));
                         none.insert(new_doc);

@@ -65,16 +65,6 @@ impl SegmentCodes {
         }
         self.table.code(doc)
     }
-
-    /// The code words of `doc` (padded to the longest code), or `None`.
-    pub fn code_words(&self, doc: DocId) -> Option<Vec<u64>> {
-        self.code(doc).map(|c| c.words().to_vec())
-    }
-
-    /// Number of docs with a code.
-    pub fn num_with_code(&self) -> u64 {
-        self.table.len() as u64 - self.none.len()
-    }
 }
 
 /// The docs a segment search may return: alive (not deleted) and with a code.

@@ -1,7 +1,9 @@
 //! The cost model that picks MIH or a popcount scan for each search.
 //!
-//! Costs are in nanoseconds on one core of the reference machine (2-core
-//! EPYC, see `docs/BENCHMARKS.md`); only their ratios matter. A random code
+//! Costs are in nanoseconds on one core of the project's 2-core EPYC VM,
+//! read off `knn_with_stats` timings of 1M-code tables (probes, candidates
+//! and scanned codes per query against time per query); only their ratios
+//! matter. A random code
 //! check is cheap while the code array fits in cache and a memory round
 //! trip once it does not, which is why uniform codes in a large table lose
 //! to the scan at large k-NN radii.
