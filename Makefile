@@ -8,24 +8,46 @@ CARGO ?= cargo
 PYTHON ?= python3
 CACHE := .cache
 BENCH_VENV := $(CACHE)/venv-bench
+DEMO_VENV := $(CACHE)/venv-demo
 PLUGIN_VENV := $(CACHE)/venv-plugin
 BIN := target/release/ash-search
 
-.PHONY: all build demo test lint bench fuzz-build clean plugin-test
+.PHONY: all build demo test lint bench fuzz-build clean plugin-test ort
+
+# ONNX Runtime's shared library, from the onnxruntime wheel on PyPI (the
+# binary reads it at run time; see src/encoder/runtime.rs for the search order).
+ORT_VERSION := 1.31.1
+ORT_DIR := $(CACHE)/onnxruntime
+ORT_LIB := $(ORT_DIR)/libonnxruntime.so.$(ORT_VERSION)
 
 all: build
 
-build:
+build: $(ORT_LIB)
 	$(CARGO) build --release --locked
 
-demo: build
+ort: $(ORT_LIB)
+
+$(ORT_LIB):
+	mkdir -p $(ORT_DIR)/wheel
+	$(PYTHON) -m pip download --quiet --disable-pip-version-check --no-deps --only-binary :all: \
+	  --python-version 3.11 --platform manylinux_2_28_x86_64 \
+	  onnxruntime==$(ORT_VERSION) -d $(ORT_DIR)/wheel
+	$(PYTHON) scripts/extract_ort.py $(ORT_DIR)/wheel $(ORT_DIR)
+
+demo: build $(DEMO_VENV)/.ready
 	scripts/demo.sh
+
+# numpy and Pillow for the demo's image generator (no PyTorch).
+$(DEMO_VENV)/.ready: scripts/requirements-demo.txt
+	$(PYTHON) -m venv $(DEMO_VENV)
+	$(DEMO_VENV)/bin/pip install --quiet --disable-pip-version-check -r scripts/requirements-demo.txt
+	touch $@
 
 lint:
 	$(CARGO) fmt --all --check
 	$(CARGO) clippy --locked --all-targets -- -D warnings
 
-test: lint plugin-test
+test: lint plugin-test $(ORT_LIB)
 	$(CARGO) test --locked --all-targets
 	$(CARGO) test --locked --doc
 
@@ -37,6 +59,7 @@ $(PLUGIN_VENV)/.ready: plugin/requirements.txt
 	touch $@
 
 plugin-test: $(PLUGIN_VENV)/.ready
+	$(PLUGIN_VENV)/bin/ruff check scripts bench tests && $(PLUGIN_VENV)/bin/ruff format --check scripts bench tests
 	cd plugin && ../$(PLUGIN_VENV)/bin/ruff check . && ../$(PLUGIN_VENV)/bin/ruff format --check .
 	cd plugin && ../$(PLUGIN_VENV)/bin/python -m pytest -q
 
@@ -45,9 +68,10 @@ $(BENCH_VENV)/.ready: bench/requirements.txt
 	$(BENCH_VENV)/bin/pip install --quiet --disable-pip-version-check -r bench/requirements.txt
 	touch $@
 
-bench: build $(BENCH_VENV)/.ready
+bench: build $(BENCH_VENV)/.ready $(ORT_LIB)
 	$(CARGO) build --release --locked --example bench_codes --example bench_index
 	$(BENCH_VENV)/bin/python bench/codes_bench.py
+	$(BENCH_VENV)/bin/python bench/encode_bench.py
 	target/release/examples/bench_index $${BENCH_INDEX_N:-1000000} $${BENCH_INDEX_QUERIES:-200}
 
 # Builds the fuzz target for the .mih reader (running it is manual:

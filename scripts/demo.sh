@@ -1,34 +1,41 @@
 #!/usr/bin/env bash
 # The demo: the furthest ash-search goes today, on an embedded default.
-#  1. an index of 5,000 clinical records (patient, eye, grade, report, date)
-#     with 48-bit codes: image-only, filtered and hybrid queries;
+#  1. 1,000 synthetic fundus photographs of every grade (the encoder plugin's
+#     generator) and a real CC0 photograph, with clinical metadata, encoded by
+#     the shipped ASH model through ONNX Runtime and indexed in one command;
+#     image-only, filtered and hybrid queries with fresh query images;
 #  2. the engine alone: an exact MIH table over 200,000 codes.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bin=target/release/ash-search
+py=${DEMO_PYTHON:-.cache/venv-demo/bin/python}
+n=${DEMO_N:-1000}
 out=demo-output
 rm -rf "$out"
 mkdir -p "$out"
 
-echo "== 1. an index of 5,000 records with metadata and 48-bit codes"
-python3 scripts/demo_records.py 5000 "$out/records.jsonl"
+echo "== 1. $n fundus photographs with metadata → ASH codes → index"
+"$py" scripts/demo_images.py "$n" "$out/data"
 $bin init "$out/index" --schema schemas/examples/index.json
-$bin ingest "$out/index" "$out/records.jsonl" --errors "$out/errors.jsonl"
+$bin ingest "$out/index" "$out/data/records.jsonl" --errors "$out/errors.jsonl" --quiet
 $bin info "$out/index"
-query=$(head -1 "$out/records.jsonl" | python3 -c 'import json,sys; r=json.load(sys.stdin); print(r["code"])')
+q=$out/data/queries
 
 echo
-echo "== image only: the 5 cases nearest to code $query"
-$bin search "$out/index" --code "$query" -k 5
+echo "== image only: the 5 cases most like a new grade-3 photograph ($q/grade3.png)"
+$bin search "$out/index" --image "$q/grade3.png" -k 5
 echo
-echo "== image + filter: like case-00000, grade 2 or worse, left eye (OS)"
-$bin search "$out/index" --like case-00000 --filter 'grade:[2 TO 4] AND eye:OS' -k 5
+echo "== image only: like the real CC0 photograph"
+$bin search "$out/index" --image ../shared/data/fundus/retina.jpg -k 5
 echo
-echo "== hybrid (rrf): like case-00000, report mentions exudates"
-$bin search "$out/index" --like case-00000 --text exudates --mode rrf -k 5
+echo "== image + filter: like a new grade-2 photograph, grade 2 or worse, left eye (OS)"
+$bin search "$out/index" --image "$q/grade2.png" --filter 'grade:[2 TO 4] AND eye:OS' -k 5
 echo
-echo "== hybrid (weighted 0.7 image / 0.3 text), grade 2 or worse"
-$bin search "$out/index" --code "$query" --text 'exudates haemorrhages' --filter 'grade:[2 TO 4]' --mode weighted --weight 0.7 -k 5
+echo "== hybrid (rrf): like the grade-2 photograph, report mentions exudates"
+$bin search "$out/index" --image "$q/grade2.png" --text exudates --mode rrf -k 5
+echo
+echo "== hybrid (weighted 0.7 image / 0.3 text), grade 2 or worse, query by an indexed case"
+$bin search "$out/index" --like case-00003 --text 'exudates haemorrhages' --filter 'grade:[2 TO 4]' --mode weighted --weight 0.7 -k 5
 
 echo
 echo "== 2. the engine alone: 200,000 clustered 48-bit codes, 3 fresh queries"

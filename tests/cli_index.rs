@@ -246,10 +246,7 @@ fn init_ingest_search_info() {
     // Clear errors for bad queries.
     for (args, msg) in [
         (vec!["search", idx, "--code", "abc"], "hex digits"),
-        (
-            vec!["search", idx, "--like", "nope"],
-            "no document has this id",
-        ),
+        (vec!["search", idx, "--like", "nope"], "no document has id"),
         (
             vec![
                 "search",
@@ -261,7 +258,7 @@ fn init_ingest_search_info() {
             ],
             "--filter",
         ),
-        (vec!["search", idx], "needs a code"),
+        (vec!["search", idx], "a search needs"),
         (
             vec!["search", "/nonexistent/index", "--code", "00"],
             "not an ash-search index",

@@ -9,16 +9,14 @@ use std::process::ExitCode;
 use std::time::Instant;
 
 use clap::{Args, ValueEnum};
-use tantivy::collector::TopDocs;
-use tantivy::query::{Query, QueryParser, TermQuery};
-use tantivy::schema::{FieldType, IndexRecordOption, Value};
-use tantivy::{DocAddress, Searcher, TantivyDocument, Term};
 
+use super::encoder_args::EncoderArgs;
 use super::CliError;
-use ash_search::code::BinaryCode;
 use ash_search::index::config::IndexConfig;
-use ash_search::index::hybrid::{self, Hit, Mode};
-use ash_search::ingest::{ingest_jsonl, RecordError};
+use ash_search::index::config::{EncoderRef, IMAGE_FIELD};
+use ash_search::index::hybrid::Mode;
+use ash_search::ingest::{self, IngestOptions, RecordError, Source};
+use ash_search::search::{SearchError, SearchQuery};
 use ash_search::store::Store;
 
 #[derive(Debug, Args)]
@@ -33,11 +31,33 @@ pub struct InitArgs {
 #[derive(Debug, Args)]
 pub struct IngestArgs {
     index: PathBuf,
-    /// JSONL records (schemas/record.schema.json).
-    records: PathBuf,
+    /// JSONL records (schemas/record.schema.json); `image` paths are
+    /// relative to this file.
+    #[arg(required_unless_present = "images", conflicts_with = "images")]
+    records: Option<PathBuf>,
+    /// A folder of images instead (ids are file stems or the CSV's `id`).
+    #[arg(long)]
+    images: Option<PathBuf>,
+    /// CSV of metadata for --images, keyed by its `file` column.
+    #[arg(long, requires = "images")]
+    metadata: Option<PathBuf>,
     /// Where refused records go, one JSON line each [default: stderr].
     #[arg(long)]
     errors: Option<PathBuf>,
+    #[command(flatten)]
+    encoder: EncoderArgs,
+    /// Images per inference batch.
+    #[arg(long, default_value_t = 32)]
+    batch: usize,
+    /// Documents between commits (a killed ingest loses at most these).
+    #[arg(long, default_value_t = ash_search::ingest::COMMIT_EVERY)]
+    commit_every: usize,
+    /// Leave records whose id is already indexed alone (resumes an ingest).
+    #[arg(long)]
+    skip_existing: bool,
+    /// No progress bar.
+    #[arg(long)]
+    quiet: bool,
 }
 
 #[derive(Debug, Args)]
@@ -47,8 +67,13 @@ pub struct SearchArgs {
     #[arg(long, conflicts_with = "like")]
     code: Option<String>,
     /// Query by example: the id of an indexed document.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "image")]
     like: Option<String>,
+    /// Query by image: encoded with the index's encoder.
+    #[arg(long, conflicts_with = "code")]
+    image: Option<PathBuf>,
+    #[command(flatten)]
+    encoder: EncoderArgs,
     /// Full-text query (tantivy query syntax) over the text fields, BM25.
     #[arg(long)]
     text: Option<String>,
@@ -81,9 +106,22 @@ pub enum ModeArg {
 pub fn init(args: InitArgs) -> Result<ExitCode, CliError> {
     let text = std::fs::read_to_string(&args.schema)
         .map_err(|e| format!("{}: {e}", args.schema.display()))?;
-    let config =
+    let mut config =
         IndexConfig::from_json(&text).map_err(|e| format!("{}: {e}", args.schema.display()))?;
+    // An encoder directory that is not there from here may be meant
+    // relative to the configuration file.
+    if let Some(EncoderRef::Dir(dir)) = &config.hash.encoder {
+        let beside = args.schema.parent().map(|p| p.join(dir));
+        if !std::path::Path::new(dir).exists() {
+            if let Some(b) = beside.filter(|b| b.exists()) {
+                config.hash.encoder = Some(EncoderRef::Dir(b.display().to_string()));
+            }
+        }
+    }
     let store = Store::init(&args.index, config)?;
+    if let Some(pin) = store.encoder_pin() {
+        println!("encoder: {}", pin.label());
+    }
     println!(
         "created {} ({} fields, {}-bit codes in field {:?})",
         args.index.display(),
@@ -95,7 +133,22 @@ pub fn init(args: InitArgs) -> Result<ExitCode, CliError> {
 }
 
 pub fn ingest(args: IngestArgs) -> Result<ExitCode, CliError> {
-    let store = Store::open(&args.index)?;
+    let mut store = Store::open(&args.index)?;
+    // Images need the encoder; records with codes alone do not.
+    let needs_encoder = args.images.is_some()
+        || args.encoder.encoder.is_some()
+        || args.records.as_deref().is_some_and(has_image_records);
+    let encoder = if needs_encoder {
+        let e = store.open_encoder(
+            args.encoder.encoder.as_deref(),
+            &args.encoder.options(),
+            true,
+        )?;
+        eprintln!("{}", e.describe());
+        Some(e)
+    } else {
+        None
+    };
     let mut sink: Box<dyn Write> = match &args.errors {
         Some(p) => Box::new(BufWriter::new(
             File::create(p).map_err(|e| format!("{}: {e}", p.display()))?,
@@ -105,14 +158,36 @@ pub fn ingest(args: IngestArgs) -> Result<ExitCode, CliError> {
     let mut write_error = |e: RecordError| {
         let _ = writeln!(sink, "{}", serde_json::to_string(&e).expect("serialises"));
     };
-    let started = Instant::now();
-    let report = ingest_jsonl(&store, &args.records, &mut write_error)?;
+    let source = match (&args.records, &args.images) {
+        (Some(r), _) => Source::Jsonl(r),
+        (None, Some(dir)) => Source::Images {
+            dir,
+            metadata: args.metadata.as_deref(),
+        },
+        (None, None) => return Err("give a JSONL file or --images DIR".into()),
+    };
+    let options = IngestOptions {
+        commit_every: args.commit_every.max(1),
+        batch: args.batch.max(1),
+        skip_existing: args.skip_existing,
+        progress: !args.quiet,
+    };
+    let report = ingest::ingest(&store, source, encoder.as_ref(), &options, &mut write_error)?;
     sink.flush()?;
     eprintln!(
-        "indexed={} failed={} seconds={:.3}",
+        "indexed={} failed={} skipped={} images={} seconds={:.3} images_per_s={:.1} \
+         decode_cpu_s={:.3} encode_s={:.3} index_s={:.3} wait_s={:.3} peak_rss_mib={:.0}",
         report.indexed,
         report.failed,
-        started.elapsed().as_secs_f64()
+        report.skipped,
+        report.images,
+        report.seconds,
+        report.images as f64 / report.seconds.max(1e-9),
+        report.decode_cpu_seconds,
+        report.encode_seconds,
+        report.index_seconds,
+        report.wait_seconds,
+        super::peak_rss_mib().unwrap_or(f64::NAN)
     );
     Ok(if report.failed > 0 {
         ExitCode::from(1)
@@ -121,42 +196,46 @@ pub fn ingest(args: IngestArgs) -> Result<ExitCode, CliError> {
     })
 }
 
+/// Whether a JSONL file has any record with an `image` (a cheap scan).
+fn has_image_records(path: &std::path::Path) -> bool {
+    use std::io::BufRead;
+    std::fs::File::open(path).is_ok_and(|f| {
+        std::io::BufReader::new(f)
+            .lines()
+            .map_while(Result::ok)
+            .any(|l| {
+                serde_json::from_str::<serde_json::Value>(&l)
+                    .is_ok_and(|v| v.get("image").is_some())
+            })
+    })
+}
+
 pub fn search(args: SearchArgs) -> Result<ExitCode, CliError> {
-    let store = Store::open(&args.index)?;
+    let mut store = Store::open(&args.index)?;
+    let image_code = match &args.image {
+        Some(path) => {
+            let encoder = store.open_encoder(
+                args.encoder.encoder.as_deref(),
+                &args.encoder.options(),
+                false,
+            )?;
+            eprintln!("{}", encoder.describe());
+            let mut result = encoder.encode_files(std::slice::from_ref(path), 1);
+            let encoded = result
+                .pop()
+                .expect("one result per file")
+                .map_err(|reason| format!("--image {}: {reason}", path.display()))?;
+            Some(encoded.code)
+        }
+        None => None,
+    };
     let searcher = store.index.reader().searcher();
     let started = Instant::now();
-    let code: Option<BinaryCode> = match (&args.code, &args.like) {
-        (Some(hex), _) => Some(store.index.field().from_hex(hex)?),
-        (None, Some(id)) => Some(code_of(&store, &searcher, id)?),
+    let code = match (image_code, &args.code) {
+        (Some(c), _) => Some(c),
+        (None, Some(hex)) => Some(store.index.field().from_hex(hex)?),
         (None, None) => None,
     };
-    let schema = store.index.schema();
-    let text_fields: Vec<_> = schema
-        .fields()
-        .filter(|(_, e)| matches!(e.field_type(), FieldType::Str(o) if o.get_indexing_options().is_some_and(|i| i.tokenizer() != "raw")))
-        .map(|(f, _)| f)
-        .collect();
-    let all_fields: Vec<_> = schema
-        .fields()
-        .filter(|(_, e)| e.is_indexed())
-        .map(|(f, _)| f)
-        .collect();
-    let parse = |q: &str, fields: Vec<_>, what: &str| -> Result<Box<dyn Query>, CliError> {
-        let parser = QueryParser::for_index(store.index.index(), fields);
-        parser
-            .parse_query(q)
-            .map_err(|e| format!("--{what} {q:?}: {e}").into())
-    };
-    let text = args
-        .text
-        .as_deref()
-        .map(|q| parse(q, text_fields.clone(), "text"))
-        .transpose()?;
-    let filter = args
-        .filter
-        .as_deref()
-        .map(|q| parse(q, all_fields.clone(), "filter"))
-        .transpose()?;
     let mode = match args.mode {
         ModeArg::Filter => Mode::Filter,
         ModeArg::Rrf => Mode::Rrf,
@@ -165,23 +244,28 @@ pub fn search(args: SearchArgs) -> Result<ExitCode, CliError> {
             return Err(format!("--weight {} is not in [0, 1]", args.weight).into())
         }
     };
-    let hits = hybrid::search(
-        &store.index,
-        &searcher,
-        &hybrid::Request {
-            code: code.as_ref(),
-            text,
-            filter,
-            k: args.k,
-            radius: args.radius,
-            mode,
+    let query = SearchQuery {
+        code,
+        like: args.like.clone(),
+        text: args.text.clone(),
+        filter: args.filter.clone(),
+        k: args.k,
+        radius: args.radius,
+        mode: Some(mode),
+    };
+    let hits = ash_search::search::search(&store, &searcher, &query).map_err(|e| match e {
+        SearchError::BadRequest(m) | SearchError::NotFound(m) => match &args.like {
+            Some(id) if m.contains(id.as_str()) => format!("--like {id:?}: {m}"),
+            _ if m.starts_with("filter ") || m.starts_with("text ") => format!("--{m}"),
+            _ => m,
         },
-    )?;
+        SearchError::Index(e) => e.to_string(),
+    })?;
     let took_ms = started.elapsed().as_secs_f64() * 1e3;
-    let rows = hits
+    let rows: Vec<serde_json::Value> = hits
         .iter()
-        .map(|h| row(&store, &searcher, h))
-        .collect::<Result<Vec<_>, CliError>>()?;
+        .map(|h| serde_json::to_value(h).expect("hits serialise"))
+        .collect();
     if args.json {
         println!("{}", serde_json::json!({"hits": rows, "took_ms": took_ms}));
     } else {
@@ -189,66 +273,6 @@ pub fn search(args: SearchArgs) -> Result<ExitCode, CliError> {
         eprintln!("{} hits in {took_ms:.2} ms", rows.len());
     }
     Ok(ExitCode::SUCCESS)
-}
-
-/// The code of the indexed document with this id.
-fn code_of(store: &Store, searcher: &Searcher, id: &str) -> Result<BinaryCode, CliError> {
-    let term = Term::from_field_text(store.id_field, id);
-    let found = searcher.search(
-        &TermQuery::new(term, IndexRecordOption::Basic),
-        &TopDocs::with_limit(1).order_by_score(),
-    )?;
-    let (_, address) = found
-        .first()
-        .ok_or_else(|| format!("--like {id:?}: no document has this id"))?;
-    let codes = store
-        .index
-        .codes(searcher.segment_reader(address.segment_ord))?;
-    codes
-        .code(address.doc_id)
-        .ok_or_else(|| format!("--like {id:?}: this document has no code").into())
-}
-
-fn row(store: &Store, searcher: &Searcher, hit: &Hit) -> Result<serde_json::Value, CliError> {
-    let doc: TantivyDocument = searcher.doc(hit.address)?;
-    let schema = store.index.schema();
-    let mut fields = BTreeMap::new();
-    for (field, value) in doc.field_values() {
-        let name = schema.get_field_name(field).to_string();
-        let v = value_json(&value);
-        fields.entry(name).or_insert(v);
-    }
-    let id = fields.remove("id").unwrap_or(serde_json::Value::Null);
-    Ok(serde_json::json!({
-        "id": id,
-        "distance": hit.distance,
-        "score": hit.score,
-        "fields": fields,
-        "address": address_json(hit.address),
-    }))
-}
-
-fn address_json(a: DocAddress) -> serde_json::Value {
-    serde_json::json!([a.segment_ord, a.doc_id])
-}
-
-fn value_json<'a>(v: &impl Value<'a>) -> serde_json::Value {
-    if let Some(s) = v.as_str() {
-        serde_json::json!(s)
-    } else if let Some(i) = v.as_i64() {
-        serde_json::json!(i)
-    } else if let Some(f) = v.as_f64() {
-        serde_json::json!(f)
-    } else if let Some(b) = v.as_bool() {
-        serde_json::json!(b)
-    } else if let Some(d) = v.as_datetime() {
-        let t = d.into_utc();
-        serde_json::json!(t
-            .format(&tantivy::time::format_description::well_known::Rfc3339)
-            .unwrap_or_default())
-    } else {
-        serde_json::Value::Null
-    }
 }
 
 fn print_table(rows: &[serde_json::Value]) {
@@ -264,6 +288,7 @@ fn print_table(rows: &[serde_json::Value]) {
             .as_object()
             .map(|o| {
                 o.iter()
+                    .filter(|(k, _)| k != &IMAGE_FIELD)
                     .map(|(k, v)| {
                         let s = v.as_str().map_or(v.to_string(), str::to_string);
                         let s: String = if s.chars().count() > 48 {

@@ -1,6 +1,8 @@
 //! Argument definitions and dispatch.
 
 mod codes;
+mod encode;
+mod encoder_args;
 mod index_cmds;
 
 use std::process::ExitCode;
@@ -19,8 +21,11 @@ pub struct Cli {
 enum Command {
     /// Create an index from a configuration (schemas/index.schema.json).
     Init(index_cmds::InitArgs),
-    /// Add JSONL records (schemas/record.schema.json); ids replace.
+    /// Add records (JSONL, or a folder of images with a metadata CSV);
+    /// images are encoded with the index's encoder; ids replace.
     Ingest(index_cmds::IngestArgs),
+    /// Print the codes of image files (hex), for indexing elsewhere.
+    Encode(encode::EncodeArgs),
     /// Image, text and hybrid search.
     Search(index_cmds::SearchArgs),
     /// Documents, segments, bits, file sizes and the encoder of an index.
@@ -42,7 +47,17 @@ pub fn run(cli: Cli) -> Result<ExitCode, CliError> {
         Command::Codes(cmd) => codes::run(cmd),
         Command::Init(args) => index_cmds::init(args),
         Command::Ingest(args) => index_cmds::ingest(args),
+        Command::Encode(args) => encode::run(args),
         Command::Search(args) => index_cmds::search(args),
         Command::Info { index, json } => index_cmds::info(index, json),
     }
+}
+
+/// This process's peak resident memory in MiB (Linux `VmHWM`, which,
+/// unlike `getrusage`, does not inherit the parent's peak across exec).
+pub fn peak_rss_mib() -> Option<f64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kib: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib / 1024.0)
 }

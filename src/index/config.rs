@@ -9,6 +9,7 @@ use tantivy::schema::{
 };
 
 use super::{add_hash_field, IndexError};
+use crate::encoder::manifest::EncoderPin;
 
 /// The JSON Schema of the configuration.
 pub const INDEX_SCHEMA: &str = include_str!("../../schemas/index.schema.json");
@@ -47,7 +48,16 @@ pub struct HashConfig {
     pub name: String,
     pub bits: usize,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub encoder: Option<String>,
+    pub encoder: Option<EncoderRef>,
+}
+
+/// The encoder of an index: a plugin directory as a user writes it in a
+/// configuration, or the pin an index records once it has read it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum EncoderRef {
+    Pinned(EncoderPin),
+    Dir(String),
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -77,6 +87,10 @@ macro_rules! with_flags {
 /// The name of the required unique-id field.
 pub const ID_FIELD: &str = "id";
 
+/// A stored field every index has: the absolute path of the record's
+/// image, so that results can be shown as pictures.
+pub const IMAGE_FIELD: &str = "image";
+
 impl IndexConfig {
     /// Parses and validates a configuration; every problem is listed.
     pub fn from_json(text: &str) -> Result<Self, IndexError> {
@@ -102,6 +116,12 @@ impl IndexConfig {
     }
 
     fn check(&self) -> Result<(), IndexError> {
+        if let Some(f) = self.fields.iter().find(|f| f.name == IMAGE_FIELD) {
+            return Err(IndexError::Invalid(format!(
+                "field name {:?} is reserved (the record's image path is stored there)",
+                f.name
+            )));
+        }
         let mut names: Vec<&str> = self.fields.iter().map(|f| f.name.as_str()).collect();
         names.push(&self.hash.name);
         let mut sorted = names.clone();
@@ -168,6 +188,7 @@ impl IndexConfig {
                 }
             }
         }
+        b.add_text_field(IMAGE_FIELD, STORED);
         add_hash_field(&mut b, &self.hash.name, self.hash.bits)?;
         Ok(b.build())
     }

@@ -54,6 +54,8 @@ pub enum IndexError {
     Mih(#[from] crate::mih::MihError),
     #[error("query: {0}")]
     Query(#[from] tantivy::query::QueryParserError),
+    #[error(transparent)]
+    Encoder(#[from] crate::encoder::EncoderError),
 }
 
 /// Adds a `binary_hash` field of `bits` bits to a schema.

@@ -1,22 +1,40 @@
-//! Ingestion: records (JSONL) → validated documents → the index, with a
-//! per-record error report. A record that cannot be used is reported with
-//! its line, id, input and reason, and the rest goes on.
+//! Ingestion: records → validated documents → codes → the index, with a
+//! per-record error report.
+//!
+//! How it works: a producer thread streams records ([`sources`]), parses
+//! them ([`records`]), drops duplicates and (with `skip_existing`) ids
+//! already committed, and decodes and resizes each batch's images in
+//! parallel (rayon). Batches cross a channel of two slots, so memory stays
+//! bounded whatever the input size, and the next batch decodes while this
+//! thread runs the encoder on the current one and adds its documents.
+//! Commits come every `commit_every` documents: a killed ingest loses only
+//! what came after the last commit, and `skip_existing` resumes it.
+//!
+//! A record that cannot be used is reported with its line, id, input and
+//! reason, and the rest goes on.
 
 pub mod records;
+pub mod sources;
 
 use std::collections::HashSet;
-use std::fs::File;
-use std::io::{BufRead, BufReader};
 use std::path::Path;
+use std::sync::mpsc::sync_channel;
+use std::time::{Duration, Instant};
 
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use rayon::prelude::*;
 use serde::Serialize;
-use tantivy::Term;
+use tantivy::schema::IndexRecordOption;
+use tantivy::{Searcher, TantivyDocument, Term};
 
+use crate::encoder::preprocess::Preprocessor;
+use crate::encoder::Encoder;
 use crate::index::IndexError;
 use crate::store::Store;
 use records::RecordParser;
+use sources::RawRecord;
 
-/// Documents between commits: a crash loses at most this many.
+/// Documents between commits by default: a crash loses at most this many.
 pub const COMMIT_EVERY: usize = 10_000;
 
 /// One record that was not indexed.
@@ -28,65 +46,417 @@ pub struct RecordError {
     pub reason: String,
 }
 
-/// What an ingest did.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+/// Where records come from.
+#[derive(Debug, Clone, Copy)]
+pub enum Source<'a> {
+    Jsonl(&'a Path),
+    Images {
+        dir: &'a Path,
+        metadata: Option<&'a Path>,
+    },
+}
+
+/// How an ingest runs.
+#[derive(Debug, Clone, Copy)]
+pub struct IngestOptions {
+    pub commit_every: usize,
+    /// Images per inference batch.
+    pub batch: usize,
+    /// Leave records whose id is already committed alone (to resume).
+    pub skip_existing: bool,
+    /// Draw a progress bar on stderr (when it is a terminal).
+    pub progress: bool,
+}
+
+impl Default for IngestOptions {
+    fn default() -> Self {
+        Self {
+            commit_every: COMMIT_EVERY,
+            batch: 32,
+            skip_existing: false,
+            progress: false,
+        }
+    }
+}
+
+/// What an ingest did and where its time went.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct IngestReport {
     pub indexed: usize,
     pub failed: usize,
+    pub skipped: usize,
+    pub images: usize,
+    pub seconds: f64,
+    /// Decoding and resizing, summed over the threads that did it.
+    pub decode_cpu_seconds: f64,
+    pub encode_seconds: f64,
+    /// Adding documents and committing.
+    pub index_seconds: f64,
+    /// Time the encoder waited for decoded images.
+    pub wait_seconds: f64,
 }
 
-/// Indexes every usable record of a JSONL file; a record whose id is
-/// already indexed replaces it. `on_error` sees each refused record.
+/// Indexes every usable record of a JSONL file without images (no
+/// encoder); a record whose id is already indexed replaces it.
 pub fn ingest_jsonl(
     store: &Store,
     path: &Path,
     on_error: &mut dyn FnMut(RecordError),
 ) -> Result<IngestReport, IndexError> {
-    let file =
-        File::open(path).map_err(|e| IndexError::Invalid(format!("{}: {e}", path.display())))?;
-    let parser = RecordParser::new(store)?;
-    let mut writer = store.index.writer(100_000_000)?;
+    ingest(
+        store,
+        Source::Jsonl(path),
+        None,
+        &IngestOptions::default(),
+        on_error,
+    )
+}
+
+/// What the producer made of one record.
+enum Outcome {
+    Ready {
+        line: usize,
+        /// The image file, when the record names one.
+        input: String,
+        id: String,
+        doc: TantivyDocument,
+        /// The decoded image, or why it could not be decoded.
+        tensor: Option<Result<Vec<f32>, String>>,
+    },
+    Refused(RecordError),
+    Skipped,
+}
+
+struct Batch {
+    items: Vec<Outcome>,
+    decode: Duration,
+}
+
+/// Indexes the records of `source`; images are encoded with `encoder`.
+pub fn ingest(
+    store: &Store,
+    source: Source<'_>,
+    encoder: Option<&Encoder>,
+    options: &IngestOptions,
+    on_error: &mut dyn FnMut(RecordError),
+) -> Result<IngestReport, IndexError> {
+    let started = Instant::now();
     let mut report = IngestReport::default();
-    let mut seen: HashSet<String> = HashSet::new();
-    let input = path.display().to_string();
-    let mut pending = 0;
-    for (i, line) in BufReader::new(file).lines().enumerate() {
-        let line_no = i + 1;
-        let line =
-            line.map_err(|e| IndexError::Invalid(format!("{}:{line_no}: {e}", path.display())))?;
-        if line.trim().is_empty() {
-            continue;
-        }
-        let outcome = parser.parse(&line).and_then(|(id, doc)| {
-            if seen.insert(id.clone()) {
-                Ok((id, doc))
-            } else {
-                Err((Some(id), "duplicate id in this batch".to_string()))
-            }
-        });
-        match outcome {
-            Ok((id, doc)) => {
-                writer.delete_term(Term::from_field_text(store.id_field, &id));
-                writer.add_document(doc)?;
-                report.indexed += 1;
-                pending += 1;
-                if pending == COMMIT_EVERY {
-                    writer.commit()?;
-                    pending = 0;
-                }
-            }
-            Err((id, reason)) => {
+    let parser = RecordParser::new(store)?;
+    let (records, total): (Box<dyn Iterator<Item = RawRecord> + Send>, u64) = match source {
+        Source::Jsonl(path) => (Box::new(sources::jsonl(path)?), sources::count_lines(path)),
+        Source::Images { dir, metadata } => {
+            let (records, orphans) = sources::image_folder(dir, metadata, &store.config)?;
+            for (line, reason) in orphans {
                 report.failed += 1;
                 on_error(RecordError {
-                    line: line_no,
-                    id,
-                    input: input.clone(),
+                    line,
+                    id: None,
+                    input: metadata
+                        .map(|m| m.display().to_string())
+                        .unwrap_or_default(),
                     reason,
                 });
             }
+            let n = records.len() as u64;
+            (Box::new(records.into_iter()), n)
         }
-    }
+    };
+    let existing = if options.skip_existing {
+        store.index.reload()?;
+        Some(store.index.reader().searcher())
+    } else {
+        None
+    };
+    let mut writer = store.index.writer(200_000_000)?;
+    let bar = progress_bar(total, options.progress);
+    let producer = Producer {
+        parser: &parser,
+        preprocessor: encoder.map(Encoder::preprocessor),
+        existing: existing.as_ref(),
+        id_field: store.id_field,
+        batch: options.batch.max(1),
+    };
+    let mut pending = 0usize;
+    let decode = std::thread::scope(|scope| -> Result<Duration, IndexError> {
+        let (tx, rx) = sync_channel::<Batch>(2);
+        let handle = scope.spawn(move || producer.run(records, tx));
+        let mut waited = Instant::now();
+        let mut decode = Duration::ZERO;
+        for batch in rx {
+            report.wait_seconds += waited.elapsed().as_secs_f64();
+            decode += batch.decode;
+            let n = batch.items.len() as u64;
+            let t = Instant::now();
+            let items = encode_batch(store, encoder, batch.items, &mut report);
+            report.encode_seconds += t.elapsed().as_secs_f64();
+            let t = Instant::now();
+            for item in items {
+                match item {
+                    Outcome::Ready { id, doc, .. } => {
+                        writer.delete_term(Term::from_field_text(store.id_field, &id));
+                        writer.add_document(doc)?;
+                        report.indexed += 1;
+                        pending += 1;
+                        if pending >= options.commit_every {
+                            writer.commit()?;
+                            pending = 0;
+                        }
+                    }
+                    Outcome::Refused(e) => {
+                        report.failed += 1;
+                        on_error(e);
+                    }
+                    Outcome::Skipped => report.skipped += 1,
+                }
+            }
+            report.index_seconds += t.elapsed().as_secs_f64();
+            bar.inc(n);
+            waited = Instant::now();
+        }
+        handle.join().expect("the producer does not panic");
+        Ok(decode)
+    })?;
+    let t = Instant::now();
     writer.commit()?;
     writer.wait_merging_threads()?;
+    report.index_seconds += t.elapsed().as_secs_f64();
+    bar.finish_and_clear();
+    report.decode_cpu_seconds = decode.as_secs_f64();
+    report.seconds = started.elapsed().as_secs_f64();
     Ok(report)
+}
+
+/// Runs the batch's decoded images through the encoder and sets their
+/// codes; images that failed to decode or encode become refusals.
+fn encode_batch(
+    store: &Store,
+    encoder: Option<&Encoder>,
+    items: Vec<Outcome>,
+    report: &mut IngestReport,
+) -> Vec<Outcome> {
+    let Some(encoder) = encoder else {
+        return items;
+    };
+    let mut tensors = Vec::new();
+    let mut rest = Vec::with_capacity(items.len());
+    for item in items {
+        match item {
+            Outcome::Ready {
+                tensor: Some(t),
+                line,
+                input,
+                id,
+                doc,
+            } => {
+                tensors.push(t);
+                rest.push(Outcome::Ready {
+                    line,
+                    input,
+                    id,
+                    doc,
+                    tensor: None,
+                });
+            }
+            other => {
+                // Keeps its place; has no image to encode.
+                tensors.push(Err(String::new()));
+                rest.push(other);
+            }
+        }
+    }
+    let mut encoded = encoder.encode_prepared(tensors).into_iter();
+    rest.into_iter()
+        .map(|item| {
+            let result = encoded.next().expect("one result per item");
+            match item {
+                Outcome::Ready {
+                    line,
+                    input,
+                    id,
+                    mut doc,
+                    ..
+                } if !input.is_empty() => {
+                    let set = result.and_then(|e| {
+                        report.images += 1;
+                        store
+                            .index
+                            .field()
+                            .set(&mut doc, &e.code)
+                            .map_err(|e| e.to_string())
+                    });
+                    match set {
+                        Ok(()) => Outcome::Ready {
+                            line,
+                            input,
+                            id,
+                            doc,
+                            tensor: None,
+                        },
+                        Err(reason) => Outcome::Refused(RecordError {
+                            line,
+                            id: Some(id),
+                            input,
+                            reason,
+                        }),
+                    }
+                }
+                other => other,
+            }
+        })
+        .collect()
+}
+
+/// The reading side of the pipeline.
+struct Producer<'a> {
+    parser: &'a RecordParser,
+    preprocessor: Option<&'a Preprocessor>,
+    existing: Option<&'a Searcher>,
+    id_field: tantivy::schema::Field,
+    batch: usize,
+}
+
+impl Producer<'_> {
+    fn run(
+        self,
+        records: Box<dyn Iterator<Item = RawRecord> + Send + '_>,
+        tx: std::sync::mpsc::SyncSender<Batch>,
+    ) {
+        let mut seen: HashSet<String> = HashSet::new();
+        let mut records = records.peekable();
+        while records.peek().is_some() {
+            let chunk: Vec<RawRecord> = records.by_ref().take(self.batch).collect();
+            let items: Vec<Outcome> = chunk
+                .into_iter()
+                .map(|raw| self.parse(raw, &mut seen))
+                .collect();
+            let (items, decode): (Vec<Outcome>, Vec<Duration>) =
+                items.into_par_iter().map(|item| self.decode(item)).unzip();
+            let batch = Batch {
+                items,
+                decode: decode.into_iter().sum(),
+            };
+            if tx.send(batch).is_err() {
+                return; // the writer stopped on an error
+            }
+        }
+    }
+
+    fn parse(&self, raw: RawRecord, seen: &mut HashSet<String>) -> Outcome {
+        let refuse = |id: Option<String>, reason: String| {
+            Outcome::Refused(RecordError {
+                line: raw.line,
+                id,
+                input: raw.input.clone(),
+                reason,
+            })
+        };
+        let value = match raw.value {
+            Ok(v) => v,
+            Err(reason) => return refuse(None, reason),
+        };
+        let parsed = match self.parser.parse_value(value, &raw.base) {
+            Ok(p) => p,
+            Err((id, reason)) => return refuse(id, reason),
+        };
+        if !seen.insert(parsed.id.clone()) {
+            return refuse(Some(parsed.id), "duplicate id in this batch".into());
+        }
+        if let Some(searcher) = self.existing {
+            let term = Term::from_field_text(self.id_field, &parsed.id);
+            if searcher.doc_freq(&term).is_ok_and(|n| n > 0) && has_alive(searcher, &term) {
+                return Outcome::Skipped;
+            }
+        }
+        match (parsed.image, self.preprocessor) {
+            (Some(image), Some(_)) => Outcome::Ready {
+                line: raw.line,
+                input: image.display().to_string(),
+                id: parsed.id,
+                doc: parsed.doc,
+                tensor: Some(Err(String::new())),
+            },
+            (Some(image), None) => refuse(
+                Some(parsed.id),
+                format!(
+                    "image {} needs an encoder: give --encoder DIR, or a precomputed \"code\" (hex)",
+                    image.display()
+                ),
+            ),
+            (None, _) => Outcome::Ready {
+                line: raw.line,
+                input: String::new(),
+                id: parsed.id,
+                doc: parsed.doc,
+                tensor: None,
+            },
+        }
+    }
+
+    /// Decodes the item's image, if it has one; returns the time it took.
+    fn decode(&self, item: Outcome) -> (Outcome, Duration) {
+        match (item, self.preprocessor) {
+            (
+                Outcome::Ready {
+                    line,
+                    input,
+                    id,
+                    doc,
+                    tensor: Some(_),
+                },
+                Some(pre),
+            ) => {
+                let started = Instant::now();
+                let tensor = pre.load(Path::new(&input));
+                let took = started.elapsed();
+                (
+                    Outcome::Ready {
+                        line,
+                        input,
+                        id,
+                        doc,
+                        tensor: Some(tensor),
+                    },
+                    took,
+                )
+            }
+            (item, _) => (item, Duration::ZERO),
+        }
+    }
+}
+
+/// Whether a live document holds `term` (deleted ones still count in
+/// `doc_freq`).
+fn has_alive(searcher: &Searcher, term: &Term) -> bool {
+    searcher.segment_readers().iter().any(|reader| {
+        let Ok(index) = reader.inverted_index(term.field()) else {
+            return false;
+        };
+        let Ok(Some(mut postings)) = index.read_postings(term, IndexRecordOption::Basic) else {
+            return false;
+        };
+        use tantivy::{DocSet, TERMINATED};
+        let mut doc = postings.doc();
+        while doc != TERMINATED {
+            if reader.alive_bitset().is_none_or(|a| a.is_alive(doc)) {
+                return true;
+            }
+            doc = postings.advance();
+        }
+        false
+    })
+}
+
+fn progress_bar(total: u64, show: bool) -> ProgressBar {
+    if !show {
+        return ProgressBar::hidden();
+    }
+    let bar = ProgressBar::with_draw_target(Some(total), ProgressDrawTarget::stderr());
+    bar.set_style(
+        ProgressStyle::with_template(
+            "{spinner} [{elapsed_precise}] {wide_bar} {pos}/{len} records, {per_sec}, ETA {eta}",
+        )
+        .expect("valid template"),
+    );
+    bar
 }

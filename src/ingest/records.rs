@@ -1,12 +1,14 @@
 //! One ingest record (`schemas/record.schema.json`) → one tantivy document,
 //! checked against the record schema and the index configuration.
 
+use std::path::{Path, PathBuf};
+
 use tantivy::schema::{Field, Schema};
 use tantivy::time::format_description::well_known::Rfc3339;
 use tantivy::time::{Date, Month, OffsetDateTime};
 use tantivy::{DateTime, TantivyDocument};
 
-use crate::index::config::{FieldKind, IndexConfig, ID_FIELD};
+use crate::index::config::{FieldKind, IndexConfig, ID_FIELD, IMAGE_FIELD};
 use crate::index::{HashField, IndexError};
 use crate::store::Store;
 
@@ -15,6 +17,15 @@ pub const RECORD_SCHEMA: &str = include_str!("../../schemas/record.schema.json")
 
 /// A refused record: its id when known, and why.
 pub type Refusal = (Option<String>, String);
+
+/// A record that fits: its id, its document (without a code when the
+/// record names an image) and the image to encode, if any.
+#[derive(Debug)]
+pub struct Parsed {
+    pub id: String,
+    pub doc: TantivyDocument,
+    pub image: Option<PathBuf>,
+}
 
 /// Parses records for one index.
 pub struct RecordParser {
@@ -36,10 +47,15 @@ impl RecordParser {
         })
     }
 
-    /// The record's id and document, or why it was refused.
-    pub fn parse(&self, line: &str) -> Result<(String, TantivyDocument), Refusal> {
+    /// A JSONL line; a relative `image` path is taken from `base`.
+    pub fn parse(&self, line: &str, base: &Path) -> Result<Parsed, Refusal> {
         let value: serde_json::Value =
             serde_json::from_str(line).map_err(|e| (None, format!("not a JSON object: {e}")))?;
+        self.parse_value(value, base)
+    }
+
+    /// The record's id and document, or why it was refused.
+    pub fn parse_value(&self, value: serde_json::Value, base: &Path) -> Result<Parsed, Refusal> {
         let id = value
             .get(ID_FIELD)
             .and_then(|v| v.as_str())
@@ -62,6 +78,7 @@ impl RecordParser {
         let id = id.expect("the schema requires a string id");
         let fail = |reason: String| (Some(id.clone()), reason);
         let mut doc = TantivyDocument::new();
+        let mut image = None;
         for (key, v) in obj {
             match key.as_str() {
                 "code" => {
@@ -73,11 +90,13 @@ impl RecordParser {
                         .set(&mut doc, &code)
                         .map_err(|e| fail(e.to_string()))?;
                 }
-                "image" => {
-                    return Err(fail(
-                        "image records need an encoder; give a precomputed \"code\" (hex) instead"
-                            .into(),
-                    ))
+                IMAGE_FIELD => {
+                    let path = std::path::absolute(base.join(v.as_str().unwrap_or_default()))
+                        .map_err(|e| fail(format!("image path: {e}")))?;
+                    if let Ok(field) = self.schema.get_field(IMAGE_FIELD) {
+                        doc.add_text(field, path.to_string_lossy());
+                    }
+                    image = Some(path);
                 }
                 name => {
                     if v.is_null() {
@@ -97,7 +116,7 @@ impl RecordParser {
                 }
             }
         }
-        Ok((id, doc))
+        Ok(Parsed { id, doc, image })
     }
 }
 

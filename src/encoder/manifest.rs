@@ -1,0 +1,230 @@
+//! `manifest.json`, the contract between an encoder plugin and ash-search:
+//! validated against `schemas/encoder-manifest.schema.json`, then read into
+//! [`Manifest`]. Its SHA-256 is the encoder's identity in an index
+//! ([`EncoderPin`]): two manifests that differ in any byte are two encoders.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use super::EncoderError;
+
+/// The JSON Schema of a manifest.
+pub const MANIFEST_SCHEMA: &str = include_str!("../../schemas/encoder-manifest.schema.json");
+
+/// What the model's image input expects.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct InputSpec {
+    pub name: String,
+    pub layout: String,
+    /// `[height, width]` in pixels.
+    pub size: [u32; 2],
+    pub channel_order: ChannelOrder,
+    pub resize: ResizeFilter,
+    /// Pixel values (0..255) are multiplied by this, then `(x - mean) / std`.
+    pub scale: f32,
+    pub mean: Vec<f32>,
+    pub std: Vec<f32>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ChannelOrder {
+    #[serde(rename = "RGB")]
+    Rgb,
+    #[serde(rename = "BGR")]
+    Bgr,
+    #[serde(rename = "GREY")]
+    Grey,
+}
+
+impl ChannelOrder {
+    pub fn channels(self) -> usize {
+        match self {
+            ChannelOrder::Grey => 1,
+            ChannelOrder::Rgb | ChannelOrder::Bgr => 3,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ResizeFilter {
+    Bilinear,
+    Nearest,
+    Lanczos3,
+}
+
+/// The model's output names.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct OutputSpec {
+    pub hash: String,
+    #[serde(default)]
+    pub attention: Option<String>,
+}
+
+/// A parsed, validated manifest.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Manifest {
+    pub name: String,
+    pub version: String,
+    pub bits: usize,
+    pub input: InputSpec,
+    pub outputs: OutputSpec,
+    pub threshold: f32,
+    #[serde(default)]
+    pub model_sha256: Option<String>,
+}
+
+/// The encoder an index was built with. Codes of two encoders are not
+/// comparable, so an index refuses any other.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EncoderPin {
+    pub name: String,
+    pub version: String,
+    pub bits: usize,
+    pub manifest_sha256: String,
+    /// Where the plugin was when the index was pinned (a hint for later
+    /// commands that are given no `--encoder`).
+    pub dir: PathBuf,
+}
+
+impl EncoderPin {
+    /// `name version (sha256 prefix)`, for messages.
+    pub fn label(&self) -> String {
+        format!(
+            "{} {} (manifest sha256 {})",
+            self.name,
+            self.version,
+            &self.manifest_sha256[..12.min(self.manifest_sha256.len())]
+        )
+    }
+
+    /// Refuses `other` unless it is the same encoder.
+    pub fn check_same(&self, other: &EncoderPin) -> Result<(), EncoderError> {
+        if self.manifest_sha256 == other.manifest_sha256 {
+            return Ok(());
+        }
+        Err(EncoderError::Mismatch(format!(
+            "the index was built with encoder {} but {} is {}; codes of two models are not \
+             comparable (re-index with one encoder, or use the index's: --encoder {})",
+            self.label(),
+            other.dir.display(),
+            other.label(),
+            self.dir.display()
+        )))
+    }
+}
+
+/// A plugin directory's manifest and its identity.
+#[derive(Debug, Clone)]
+pub struct PluginManifest {
+    pub manifest: Manifest,
+    pub pin: EncoderPin,
+    pub model_path: PathBuf,
+}
+
+/// Reads and validates `dir/manifest.json` and checks `dir/model.onnx`
+/// against its recorded SHA-256. Needs no ONNX Runtime.
+pub fn read_plugin(dir: &Path) -> Result<PluginManifest, EncoderError> {
+    let path = dir.join("manifest.json");
+    let bad = |reason: String| EncoderError::Manifest {
+        path: path.clone(),
+        reason,
+    };
+    let bytes = fs::read(&path).map_err(|e| bad(format!("cannot read: {e}")))?;
+    let value: serde_json::Value =
+        serde_json::from_slice(&bytes).map_err(|e| bad(format!("not JSON: {e}")))?;
+    let schema: serde_json::Value =
+        serde_json::from_str(MANIFEST_SCHEMA).expect("bundled schema is JSON");
+    let validator = jsonschema::validator_for(&schema).expect("bundled schema is valid");
+    let problems: Vec<String> = validator
+        .iter_errors(&value)
+        .map(|e| format!("{e} at {}", field_path(&e.instance_path().to_string())))
+        .collect();
+    if !problems.is_empty() {
+        return Err(bad(format!(
+            "does not fit schemas/encoder-manifest.schema.json: {}",
+            problems.join("; ")
+        )));
+    }
+    let manifest: Manifest =
+        serde_json::from_value(value).map_err(|e| bad(format!("field: {e}")))?;
+    let channels = manifest.input.channel_order.channels();
+    for (field, len) in [
+        ("input.mean", manifest.input.mean.len()),
+        ("input.std", manifest.input.std.len()),
+    ] {
+        if len != 1 && len != channels {
+            return Err(bad(format!(
+                "field {field}: {len} values for {channels} channel(s) (give 1 or {channels})"
+            )));
+        }
+    }
+    let model_path = dir.join("model.onnx");
+    if let Some(want) = &manifest.model_sha256 {
+        let model = fs::read(&model_path).map_err(|e| EncoderError::Model {
+            path: model_path.clone(),
+            reason: format!("cannot read: {e}"),
+        })?;
+        let got = hex(&Sha256::digest(&model));
+        if &got != want {
+            return Err(EncoderError::Model {
+                path: model_path.clone(),
+                reason: format!(
+                    "sha256 {got} differs from the manifest's model_sha256 {want} \
+                     (the model and its manifest do not belong together)"
+                ),
+            });
+        }
+    }
+    let pin = EncoderPin {
+        name: manifest.name.clone(),
+        version: manifest.version.clone(),
+        bits: manifest.bits,
+        manifest_sha256: hex(&Sha256::digest(&bytes)),
+        dir: fs::canonicalize(dir).unwrap_or_else(|_| dir.to_owned()),
+    };
+    Ok(PluginManifest {
+        manifest,
+        pin,
+        model_path,
+    })
+}
+
+/// `/input/size/0` → `input.size[0]`, the way the manifest's author reads it.
+fn field_path(pointer: &str) -> String {
+    let mut out = String::new();
+    for part in pointer.split('/').filter(|p| !p.is_empty()) {
+        if part.chars().all(|c| c.is_ascii_digit()) {
+            out.push_str(&format!("[{part}]"));
+        } else {
+            if !out.is_empty() {
+                out.push('.');
+            }
+            out.push_str(part);
+        }
+    }
+    if out.is_empty() {
+        "the top level".into()
+    } else {
+        format!("field {out}")
+    }
+}
+
+/// Lower-case hex of bytes.
+pub fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pointer_becomes_a_field_name() {
+        assert_eq!(field_path("/input/size/0"), "field input.size[0]");
+        assert_eq!(field_path(""), "the top level");
+    }
+}

@@ -1,0 +1,389 @@
+//! The encoder: an encoder plugin directory (`manifest.json` +
+//! `model.onnx`) run through ONNX Runtime.
+//!
+//! How it works: [`manifest::read_plugin`] validates the manifest and the
+//! model's digest; [`Encoder::load`] loads ONNX Runtime once per process
+//! ([`runtime`]), opens a pool of sessions on the chosen execution provider
+//! and checks the model's input and output names, ranks and sizes against
+//! the manifest. [`preprocess`] turns image files into input tensors (any
+//! thread may do this); [`Encoder::encode`] runs a batch of tensors through
+//! one pooled session (`Session::run` needs `&mut`, so concurrent callers
+//! each take their own) and thresholds the `hash` output into codes.
+
+pub mod manifest;
+pub mod pool;
+pub mod preprocess;
+pub mod runtime;
+
+use std::path::{Path, PathBuf};
+
+use ort::session::builder::GraphOptimizationLevel;
+use ort::session::Session;
+use ort::value::{TensorRef, ValueType};
+use rayon::prelude::*;
+
+use crate::code::BinaryCode;
+use manifest::{read_plugin, EncoderPin, Manifest, PluginManifest};
+use pool::SessionPool;
+use preprocess::{ImageLimits, Preprocessor};
+pub use runtime::{Device, Provider};
+
+/// Why an encoder could not be loaded or run.
+#[derive(Debug, thiserror::Error)]
+pub enum EncoderError {
+    #[error("{}: {reason}", path.display())]
+    Manifest { path: PathBuf, reason: String },
+    #[error("{}: {reason}", path.display())]
+    Model { path: PathBuf, reason: String },
+    #[error("ONNX Runtime: {0}")]
+    Runtime(String),
+    #[error("{0}")]
+    Mismatch(String),
+    #[error("inference failed: {0}")]
+    Inference(String),
+}
+
+/// How sessions are made.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EncoderOptions {
+    pub device: Device,
+    /// Intra-op threads per session; 0 means one per core.
+    pub threads: usize,
+    /// Sessions in the pool: how many batches may run at once.
+    pub sessions: usize,
+    pub limits: ImageLimits,
+}
+
+impl Default for EncoderOptions {
+    fn default() -> Self {
+        Self {
+            device: Device::Auto,
+            threads: 0,
+            sessions: 1,
+            limits: ImageLimits::default(),
+        }
+    }
+}
+
+/// One image's encoding.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Encoded {
+    pub code: BinaryCode,
+    /// The real-valued `hash` output before the threshold.
+    pub outputs: Vec<f32>,
+    /// The attention map, when the model has one.
+    pub attention: Option<AttentionMap>,
+}
+
+/// A spatial attention map in [0, 1], row-major.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AttentionMap {
+    pub height: usize,
+    pub width: usize,
+    pub values: Vec<f32>,
+}
+
+/// A loaded encoder plugin, ready to encode from any thread.
+pub struct Encoder {
+    plugin: PluginManifest,
+    preprocessor: Preprocessor,
+    pool: SessionPool,
+    provider: Provider,
+    runtime_path: PathBuf,
+    runtime_source: &'static str,
+}
+
+impl Encoder {
+    /// Loads the plugin in `dir`; see the module docs for what is checked.
+    pub fn load(dir: &Path, options: &EncoderOptions) -> Result<Self, EncoderError> {
+        let plugin = read_plugin(dir)?;
+        let rt = runtime::runtime()?;
+        let provider = runtime::choose_provider(options.device, rt.cuda_available)?;
+        let threads = if options.threads == 0 {
+            std::thread::available_parallelism().map_or(1, |n| n.get())
+        } else {
+            options.threads
+        };
+        let model_err = |reason: String| EncoderError::Model {
+            path: plugin.model_path.clone(),
+            reason,
+        };
+        let mut sessions = Vec::new();
+        for _ in 0..options.sessions.max(1) {
+            let session = open_session(&rt.environment, &plugin.model_path, provider, threads)
+                .map_err(model_err)?;
+            sessions.push(session);
+        }
+        check_model(&sessions[0], &plugin)?;
+        Ok(Self {
+            preprocessor: Preprocessor::new(plugin.manifest.input.clone(), options.limits),
+            pool: SessionPool::new(sessions),
+            provider,
+            runtime_path: rt.located.path.clone(),
+            runtime_source: rt.located.source,
+            plugin,
+        })
+    }
+
+    pub fn manifest(&self) -> &Manifest {
+        &self.plugin.manifest
+    }
+
+    /// The identity an index records.
+    pub fn pin(&self) -> &EncoderPin {
+        &self.plugin.pin
+    }
+
+    pub fn provider(&self) -> Provider {
+        self.provider
+    }
+
+    pub fn preprocessor(&self) -> &Preprocessor {
+        &self.preprocessor
+    }
+
+    /// One line for logs: which model runs where, on which ONNX Runtime.
+    pub fn describe(&self) -> String {
+        let m = self.manifest();
+        format!(
+            "encoder {} {} ({} bits, {}×{} input) on {}, ONNX Runtime {} ({})",
+            m.name,
+            m.version,
+            m.bits,
+            m.input.size[1],
+            m.input.size[0],
+            self.provider.name(),
+            self.runtime_path.display(),
+            self.runtime_source
+        )
+    }
+
+    /// Runs `n` preprocessed images (concatenated tensors) in one batch.
+    pub fn encode(&self, tensors: &[f32], n: usize) -> Result<Vec<Encoded>, EncoderError> {
+        if n == 0 {
+            return Ok(Vec::new());
+        }
+        let per = self.preprocessor.tensor_len();
+        if tensors.len() != n * per {
+            return Err(EncoderError::Inference(format!(
+                "{} floats for {n} images of {per}",
+                tensors.len()
+            )));
+        }
+        let m = self.manifest();
+        let [h, w] = m.input.size;
+        let shape = [n, m.input.channel_order.channels(), h as usize, w as usize];
+        self.pool.with(|session| {
+            let input = TensorRef::from_array_view((shape, tensors))
+                .map_err(|e| EncoderError::Inference(e.to_string()))?;
+            let outputs = session
+                .run(ort::inputs![m.input.name.as_str() => input])
+                .map_err(|e| EncoderError::Inference(e.to_string()))?;
+            let (hash_shape, hash) = outputs[m.outputs.hash.as_str()]
+                .try_extract_tensor::<f32>()
+                .map_err(|e| EncoderError::Inference(format!("output {}: {e}", m.outputs.hash)))?;
+            if hash_shape.len() != 2
+                || hash_shape[0] as usize != n
+                || hash_shape[1] as usize != m.bits
+            {
+                return Err(EncoderError::Inference(format!(
+                    "output {} has shape {hash_shape:?}, expected [{n}, {}] (manifest bits)",
+                    m.outputs.hash, m.bits
+                )));
+            }
+            let attention = match &m.outputs.attention {
+                Some(name) => Some(
+                    outputs[name.as_str()]
+                        .try_extract_tensor::<f32>()
+                        .map_err(|e| EncoderError::Inference(format!("output {name}: {e}")))?,
+                ),
+                None => None,
+            };
+            let mut out = Vec::with_capacity(n);
+            for (i, row) in hash.chunks_exact(m.bits).enumerate() {
+                let bools: Vec<bool> = row.iter().map(|&v| v >= m.threshold).collect();
+                let code = BinaryCode::from_bools(&bools)
+                    .map_err(|e| EncoderError::Inference(e.to_string()))?;
+                let attention = attention.map(|(shape, values)| {
+                    let (ah, aw) = (shape[2] as usize, shape[3] as usize);
+                    AttentionMap {
+                        height: ah,
+                        width: aw,
+                        values: values[i * ah * aw..(i + 1) * ah * aw].to_vec(),
+                    }
+                });
+                out.push(Encoded {
+                    code,
+                    outputs: row.to_vec(),
+                    attention,
+                });
+            }
+            Ok(out)
+        })
+    }
+
+    /// Encodes image files: decoded in parallel, run in batches of
+    /// `batch`. Each file gets its encoding or the reason it has none.
+    pub fn encode_files(&self, paths: &[PathBuf], batch: usize) -> Vec<Result<Encoded, String>> {
+        let mut results = Vec::with_capacity(paths.len());
+        for chunk in paths.chunks(batch.max(1)) {
+            let tensors: Vec<Result<Vec<f32>, String>> = chunk
+                .par_iter()
+                .map(|p| self.preprocessor.load(p))
+                .collect();
+            results.extend(self.encode_prepared(tensors));
+        }
+        results
+    }
+
+    /// Encodes the tensors that were prepared; passes the failures through.
+    pub fn encode_prepared(
+        &self,
+        tensors: Vec<Result<Vec<f32>, String>>,
+    ) -> Vec<Result<Encoded, String>> {
+        let ok: Vec<&Vec<f32>> = tensors.iter().filter_map(|t| t.as_ref().ok()).collect();
+        let flat: Vec<f32> = ok.iter().flat_map(|t| t.iter().copied()).collect();
+        let mut encoded = match self.encode(&flat, ok.len()) {
+            Ok(e) => e.into_iter().map(Ok).collect::<Vec<_>>(),
+            Err(e) => vec![Err(e.to_string()); ok.len()],
+        }
+        .into_iter();
+        tensors
+            .into_iter()
+            .map(|t| match t {
+                Ok(_) => encoded.next().expect("one encoding per tensor"),
+                Err(reason) => Err(reason),
+            })
+            .collect()
+    }
+}
+
+fn open_session(
+    env: &ort::environment::Environment,
+    model: &Path,
+    provider: Provider,
+    threads: usize,
+) -> Result<Session, String> {
+    let builder = Session::builder(env).map_err(|e| e.to_string())?;
+    let builder = builder
+        .with_optimization_level(GraphOptimizationLevel::Level3)
+        .map_err(|e| e.to_string())?
+        .with_intra_threads(threads)
+        .map_err(|e| e.to_string())?;
+    let mut builder = match provider {
+        Provider::Cpu => builder,
+        Provider::Cuda => builder
+            .with_execution_providers([ort::ep::CUDA::default().build().error_on_failure()])
+            .map_err(|e| format!("cannot start the CUDA execution provider: {e}"))?,
+    };
+    builder
+        .commit_from_file(model)
+        .map_err(|e| format!("ONNX Runtime cannot load the model: {e}"))
+}
+
+/// Checks the model's declared inputs and outputs against the manifest.
+fn check_model(session: &Session, plugin: &PluginManifest) -> Result<(), EncoderError> {
+    let m = &plugin.manifest;
+    let fail = |field: &str, reason: String| EncoderError::Model {
+        path: plugin.model_path.clone(),
+        reason: format!(
+            "disagrees with {} field {field}: {reason}",
+            plugin.pin.dir.join("manifest.json").display()
+        ),
+    };
+    let names = |outlets: &[ort::value::Outlet]| {
+        outlets
+            .iter()
+            .map(|o| o.name().to_string())
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let input = session
+        .inputs()
+        .iter()
+        .find(|o| o.name() == m.input.name)
+        .ok_or_else(|| {
+            fail(
+                "input.name",
+                format!(
+                    "no input {:?} (the model has: {})",
+                    m.input.name,
+                    names(session.inputs())
+                ),
+            )
+        })?;
+    let [h, w] = m.input.size;
+    let want = [
+        -1,
+        m.input.channel_order.channels() as i64,
+        i64::from(h),
+        i64::from(w),
+    ];
+    let shape = tensor_shape(input.dtype())
+        .ok_or_else(|| fail("input.dtype", "the input is not a float32 tensor".into()))?;
+    let agrees = shape.len() == 4
+        && shape
+            .iter()
+            .zip(want)
+            .skip(1)
+            .all(|(&a, b)| a == b || a < 0);
+    if !agrees {
+        return Err(fail(
+            "input.size",
+            format!(
+                "the model's input {:?} has shape {shape:?}; the manifest says [N, {}, {h}, {w}] \
+                 ({:?}, size [height, width])",
+                m.input.name, want[1], m.input.channel_order
+            ),
+        ));
+    }
+    let output = |field: &str, name: &str| {
+        session
+            .outputs()
+            .iter()
+            .find(|o| o.name() == name)
+            .ok_or_else(|| {
+                fail(
+                    field,
+                    format!(
+                        "no output {name:?} (the model has: {})",
+                        names(session.outputs())
+                    ),
+                )
+            })
+    };
+    let hash = output("outputs.hash", &m.outputs.hash)?;
+    let shape = tensor_shape(hash.dtype())
+        .ok_or_else(|| fail("outputs.hash", "the output is not a float32 tensor".into()))?;
+    if shape.len() != 2 || (shape[1] >= 0 && shape[1] as usize != m.bits) {
+        return Err(fail(
+            "bits",
+            format!(
+                "output {:?} has shape {shape:?}; the manifest says [N, {}]",
+                m.outputs.hash, m.bits
+            ),
+        ));
+    }
+    if let Some(name) = &m.outputs.attention {
+        let att = output("outputs.attention", name)?;
+        let shape = tensor_shape(att.dtype())
+            .ok_or_else(|| fail("outputs.attention", "not a float32 tensor".into()))?;
+        if shape.len() != 4 {
+            return Err(fail(
+                "outputs.attention",
+                format!("output {name:?} has shape {shape:?}; expected [N, 1, h, w]"),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// The dims of a float32 tensor type (-1 where dynamic).
+fn tensor_shape(t: &ValueType) -> Option<Vec<i64>> {
+    match t {
+        ValueType::Tensor { ty, shape, .. } if *ty == ort::value::TensorElementType::Float32 => {
+            Some(shape.iter().copied().collect())
+        }
+        _ => None,
+    }
+}

@@ -1,0 +1,278 @@
+//! Image file → the model's input tensor, as the manifest says.
+//!
+//! Decoding is the `image` crate's (PNG, JPEG, TIFF, BMP; 8- and 16-bit;
+//! grey, RGB and RGBA), with the EXIF orientation applied, so a photograph
+//! taken sideways is encoded upright. Sixteen-bit samples are scaled to
+//! 0..255, alpha is dropped. Resizing is `fast_image_resize` (its bilinear
+//! filter is Pillow's, which the plugin trains with), then each channel
+//! becomes `(pixel · scale − mean) / std`, laid out NCHW.
+//!
+//! Every failure is a sentence naming the reason (the caller names the
+//! file): empty, unrecognised format, truncated or corrupt, too large.
+
+use std::io::Cursor;
+use std::path::Path;
+
+use fast_image_resize::images::Image;
+use fast_image_resize::{FilterType, PixelType, ResizeAlg, ResizeOptions, Resizer};
+use image::{DynamicImage, ImageDecoder, ImageReader, Limits};
+
+use super::manifest::{ChannelOrder, InputSpec, ResizeFilter};
+
+/// Bounds on what is decoded, so that a small file cannot claim gigabytes
+/// (a decompression bomb).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ImageLimits {
+    /// Largest width or height, in pixels.
+    pub max_side: u32,
+    /// Largest width × height.
+    pub max_pixels: u64,
+    /// Largest file, in bytes.
+    pub max_file_bytes: u64,
+}
+
+impl Default for ImageLimits {
+    /// 16384 pixels a side, 100 megapixels, 256 MiB: above any fundus
+    /// camera or OCT export, far below what would exhaust memory.
+    fn default() -> Self {
+        Self {
+            max_side: 16_384,
+            max_pixels: 100_000_000,
+            max_file_bytes: 256 << 20,
+        }
+    }
+}
+
+/// Turns image files into input tensors for one model.
+#[derive(Debug, Clone)]
+pub struct Preprocessor {
+    spec: InputSpec,
+    limits: ImageLimits,
+}
+
+impl Preprocessor {
+    pub fn new(spec: InputSpec, limits: ImageLimits) -> Self {
+        Self { spec, limits }
+    }
+
+    /// Floats per image: channels × height × width.
+    pub fn tensor_len(&self) -> usize {
+        let [h, w] = self.spec.size;
+        self.spec.channel_order.channels() * h as usize * w as usize
+    }
+
+    pub fn limits(&self) -> ImageLimits {
+        self.limits
+    }
+
+    /// Reads, decodes and converts one file.
+    pub fn load(&self, path: &Path) -> Result<Vec<f32>, String> {
+        let len = std::fs::metadata(path)
+            .map_err(|e| format!("cannot read: {e}"))?
+            .len();
+        if len > self.limits.max_file_bytes {
+            return Err(format!(
+                "file of {len} bytes is over the limit of {} bytes",
+                self.limits.max_file_bytes
+            ));
+        }
+        let bytes = std::fs::read(path).map_err(|e| format!("cannot read: {e}"))?;
+        self.tensor(&bytes)
+    }
+
+    /// Decodes and converts an image held in memory.
+    pub fn tensor(&self, bytes: &[u8]) -> Result<Vec<f32>, String> {
+        let image = decode(bytes, &self.limits)?;
+        Ok(self.normalise(&self.resize(&image)?))
+    }
+
+    /// The image at the model's size and channel count, 8 bits a sample.
+    pub fn resize(&self, image: &DynamicImage) -> Result<(Vec<u8>, usize), String> {
+        let [h, w] = self.spec.size;
+        let (src, pixel, channels) = match self.spec.channel_order {
+            ChannelOrder::Grey => (image.to_luma8().into_raw(), PixelType::U8, 1),
+            ChannelOrder::Rgb | ChannelOrder::Bgr => {
+                (image.to_rgb8().into_raw(), PixelType::U8x3, 3)
+            }
+        };
+        if image.width() == w && image.height() == h {
+            return Ok((src, channels));
+        }
+        let src = Image::from_vec_u8(image.width(), image.height(), src, pixel)
+            .map_err(|e| format!("cannot resize: {e}"))?;
+        let mut dst = Image::new(w, h, pixel);
+        let algorithm = match self.spec.resize {
+            ResizeFilter::Bilinear => ResizeAlg::Convolution(FilterType::Bilinear),
+            ResizeFilter::Lanczos3 => ResizeAlg::Convolution(FilterType::Lanczos3),
+            ResizeFilter::Nearest => ResizeAlg::Nearest,
+        };
+        Resizer::new()
+            .resize(&src, &mut dst, &ResizeOptions::new().resize_alg(algorithm))
+            .map_err(|e| format!("cannot resize: {e}"))?;
+        Ok((dst.into_vec(), channels))
+    }
+
+    /// Interleaved 8-bit pixels → normalised NCHW floats.
+    fn normalise(&self, (pixels, channels): &(Vec<u8>, usize)) -> Vec<f32> {
+        let plane = pixels.len() / channels;
+        let mut out = vec![0f32; pixels.len()];
+        let pick = |v: &[f32], c: usize| if v.len() == 1 { v[0] } else { v[c] };
+        for c in 0..*channels {
+            // BGR models read the channels in reverse.
+            let source = match self.spec.channel_order {
+                ChannelOrder::Bgr => 2 - c,
+                _ => c,
+            };
+            let (mean, std) = (pick(&self.spec.mean, c), pick(&self.spec.std, c));
+            let scale = self.spec.scale / std;
+            let offset = mean / std;
+            let dst = &mut out[c * plane..(c + 1) * plane];
+            for (d, px) in dst.iter_mut().zip(pixels.chunks_exact(*channels)) {
+                *d = f32::from(px[source]) * scale - offset;
+            }
+        }
+        out
+    }
+}
+
+/// Decodes an image with its EXIF orientation applied, within `limits`.
+pub fn decode(bytes: &[u8], limits: &ImageLimits) -> Result<DynamicImage, String> {
+    if bytes.is_empty() {
+        return Err("empty file (0 bytes)".into());
+    }
+    let mut reader = ImageReader::new(Cursor::new(bytes))
+        .with_guessed_format()
+        .map_err(|e| format!("cannot read: {e}"))?;
+    let Some(format) = reader.format() else {
+        return Err(
+            "unsupported or unrecognised image format (PNG, JPEG, TIFF and BMP are read)".into(),
+        );
+    };
+    let mut decoder_limits = Limits::default();
+    decoder_limits.max_image_width = Some(limits.max_side);
+    decoder_limits.max_image_height = Some(limits.max_side);
+    decoder_limits.max_alloc = Some(limits.max_pixels.saturating_mul(8));
+    reader.limits(decoder_limits);
+    let mut decoder = reader
+        .into_decoder()
+        .map_err(|e| describe(format, e, limits))?;
+    let (w, h) = decoder.dimensions();
+    if w == 0 || h == 0 {
+        return Err(format!("image has no pixels ({w}×{h})"));
+    }
+    if u64::from(w) * u64::from(h) > limits.max_pixels {
+        return Err(format!(
+            "{w}×{h} pixels is over the limit of {} pixels (a decompression bomb?)",
+            limits.max_pixels
+        ));
+    }
+    let orientation = decoder
+        .orientation()
+        .unwrap_or(image::metadata::Orientation::NoTransforms);
+    let mut image = DynamicImage::from_decoder(decoder).map_err(|e| describe(format, e, limits))?;
+    image.apply_orientation(orientation);
+    Ok(image)
+}
+
+fn describe(format: image::ImageFormat, e: image::ImageError, limits: &ImageLimits) -> String {
+    let kind = format!("{format:?}").to_uppercase();
+    match e {
+        image::ImageError::Limits(_) => format!(
+            "{kind} image is over the size limits ({} pixels a side, {} pixels in all; \
+             a decompression bomb?)",
+            limits.max_side, limits.max_pixels
+        ),
+        image::ImageError::Unsupported(u) => format!("unsupported {kind} image: {u}"),
+        image::ImageError::IoError(io) if io.kind() == std::io::ErrorKind::UnexpectedEof => {
+            format!("truncated {kind} file: {io}")
+        }
+        other => format!("corrupt or truncated {kind} file: {other}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec(order: ChannelOrder, size: [u32; 2]) -> InputSpec {
+        InputSpec {
+            name: "image".into(),
+            layout: "NCHW".into(),
+            size,
+            channel_order: order,
+            resize: ResizeFilter::Bilinear,
+            scale: 1.0,
+            mean: vec![0.0],
+            std: vec![1.0],
+        }
+    }
+
+    #[test]
+    fn normalise_is_nchw_with_mean_and_std() {
+        let mut s = spec(ChannelOrder::Rgb, [1, 2]);
+        s.scale = 1.0 / 255.0;
+        s.mean = vec![0.5, 0.0, 0.0];
+        s.std = vec![0.5, 1.0, 2.0];
+        let p = Preprocessor::new(s, ImageLimits::default());
+        let px = (vec![255, 0, 255, 0, 255, 51], 3);
+        let t = p.normalise(&px);
+        let want = [1.0, -1.0, 0.0, 1.0, 0.5, 0.1];
+        for (a, b) in t.iter().zip(want) {
+            assert!((a - b).abs() < 1e-6, "{t:?}");
+        }
+        let bgr = Preprocessor::new(spec(ChannelOrder::Bgr, [1, 1]), ImageLimits::default());
+        assert_eq!(bgr.normalise(&(vec![1, 2, 3], 3)), vec![3.0, 2.0, 1.0]);
+    }
+
+    /// Expected values are Pillow 13's `Image.resize(..., BILINEAR)` of the
+    /// same pixels, the resize the plugin trains with.
+    #[test]
+    fn resize_matches_pillow_bilinear() {
+        let mut bands = image::RgbImage::new(4, 4);
+        for (x, _, p) in bands.enumerate_pixels_mut() {
+            *p = if x < 2 {
+                image::Rgb([200, 0, 0])
+            } else {
+                image::Rgb([0, 0, 100])
+            };
+        }
+        let p = Preprocessor::new(spec(ChannelOrder::Rgb, [1, 2]), ImageLimits::default());
+        let (px, _) = p.resize(&DynamicImage::ImageRgb8(bands)).unwrap();
+        assert_eq!(px, vec![171, 0, 14, 29, 0, 86]);
+
+        let ramp: Vec<u8> = (0..6 * 5 * 3).map(|v| (v * 2) as u8).collect();
+        let ramp = image::RgbImage::from_raw(6, 5, ramp).unwrap();
+        let p = Preprocessor::new(spec(ChannelOrder::Rgb, [3, 4]), ImageLimits::default());
+        let (px, _) = p.resize(&DynamicImage::ImageRgb8(ramp)).unwrap();
+        let pillow: Vec<u8> = vec![
+            17, 19, 21, 26, 28, 30, 34, 36, 38, 43, 45, 47, 74, 76, 78, 83, 85, 87, 91, 93, 95,
+            100, 102, 104, 131, 133, 135, 140, 142, 144, 148, 150, 152, 157, 159, 161,
+        ];
+        assert_eq!(px, pillow);
+    }
+
+    #[test]
+    fn refuses_bad_bytes_with_a_reason() {
+        let limits = ImageLimits::default();
+        assert!(decode(b"", &limits).unwrap_err().contains("empty"));
+        assert!(decode(b"hello world, not an image", &limits)
+            .unwrap_err()
+            .contains("unrecognised"));
+        let mut png = Vec::new();
+        DynamicImage::new_rgb8(64, 64)
+            .write_to(&mut Cursor::new(&mut png), image::ImageFormat::Png)
+            .unwrap();
+        let err = decode(&png[..png.len() / 2], &limits).unwrap_err();
+        assert!(err.contains("PNG"), "{err}");
+        let small = ImageLimits {
+            max_side: 32,
+            ..limits
+        };
+        assert!(decode(&png, &small).unwrap_err().contains("limit"));
+        let few = ImageLimits {
+            max_pixels: 100,
+            ..limits
+        };
+        assert!(decode(&png, &few).unwrap_err().contains("limit"));
+    }
+}

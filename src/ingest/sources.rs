@@ -1,0 +1,212 @@
+//! Where records come from: a JSONL file, streamed line by line, or a
+//! folder of images with an optional CSV of metadata keyed by file name.
+//! Both yield JSON records (`schemas/record.schema.json`), so one parser
+//! and one pipeline serve both.
+
+use std::collections::HashMap;
+use std::fs::File;
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+
+use serde_json::{Map, Value};
+
+use crate::index::config::{FieldKind, IndexConfig, ID_FIELD};
+use crate::index::IndexError;
+
+/// One record before it is parsed.
+#[derive(Debug)]
+pub struct RawRecord {
+    /// JSONL line, or the image's position in the folder (1-based).
+    pub line: usize,
+    /// What a user would open to fix it: the JSONL file or the image.
+    pub input: String,
+    /// Relative `image` paths are taken from here.
+    pub base: PathBuf,
+    pub value: Result<Value, String>,
+}
+
+/// File extensions read from an image folder.
+pub const IMAGE_EXTENSIONS: &[&str] = &["png", "jpg", "jpeg", "tif", "tiff", "bmp"];
+
+/// The records of a JSONL file, one line at a time.
+pub fn jsonl(path: &Path) -> Result<impl Iterator<Item = RawRecord>, IndexError> {
+    let file =
+        File::open(path).map_err(|e| IndexError::Invalid(format!("{}: {e}", path.display())))?;
+    let base = path.parent().map(Path::to_owned).unwrap_or_default();
+    let input = path.display().to_string();
+    Ok(BufReader::new(file)
+        .lines()
+        .enumerate()
+        .filter_map(move |(i, line)| {
+            let value = match line {
+                Ok(l) if l.trim().is_empty() => return None,
+                Ok(l) => serde_json::from_str(&l).map_err(|e| format!("not a JSON object: {e}")),
+                Err(e) => Err(format!("cannot read this line: {e}")),
+            };
+            Some(RawRecord {
+                line: i + 1,
+                input: input.clone(),
+                base: base.clone(),
+                value,
+            })
+        }))
+}
+
+/// Counts the non-empty lines of a JSONL file (for the progress bar).
+pub fn count_lines(path: &Path) -> u64 {
+    File::open(path).map_or(0, |f| {
+        BufReader::new(f)
+            .lines()
+            .map_while(Result::ok)
+            .filter(|l| !l.trim().is_empty())
+            .count() as u64
+    })
+}
+
+/// Every file under `dir` (sorted, hidden files left out), except `skip`.
+pub fn list_files(dir: &Path, skip: Option<&Path>) -> Result<Vec<PathBuf>, IndexError> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_owned()];
+    let skip = skip.and_then(|p| p.canonicalize().ok());
+    while let Some(d) = stack.pop() {
+        let entries = std::fs::read_dir(&d)
+            .map_err(|e| IndexError::Invalid(format!("{}: {e}", d.display())))?;
+        for entry in entries {
+            let entry = entry.map_err(|e| IndexError::Invalid(format!("{}: {e}", d.display())))?;
+            let path = entry.path();
+            if entry.file_name().to_string_lossy().starts_with('.') {
+                continue;
+            }
+            if path.is_dir() {
+                stack.push(path);
+            } else if skip.is_none() || path.canonicalize().ok() != skip {
+                out.push(path);
+            }
+        }
+    }
+    out.sort();
+    Ok(out)
+}
+
+/// A metadata row that names no image: its CSV line and the reason.
+pub type Orphan = (usize, String);
+
+/// The records of an image folder: id = the `id` column or the file stem,
+/// metadata from the CSV row whose `file` column (else its first column)
+/// is the image's file name. Rows that name no image are reported too.
+pub fn image_folder(
+    dir: &Path,
+    metadata: Option<&Path>,
+    config: &IndexConfig,
+) -> Result<(Vec<RawRecord>, Vec<Orphan>), IndexError> {
+    let mut rows = match metadata {
+        Some(csv) => read_metadata(csv, config)?,
+        None => HashMap::new(),
+    };
+    let files = list_files(dir, metadata)?;
+    let mut records = Vec::with_capacity(files.len());
+    for (i, path) in files.iter().enumerate() {
+        let name = path
+            .file_name()
+            .map(|n| n.to_string_lossy().to_string())
+            .unwrap_or_default();
+        let rel = path
+            .strip_prefix(dir)
+            .unwrap_or(path)
+            .to_string_lossy()
+            .to_string();
+        let row = rows.remove(&rel).or_else(|| rows.remove(&name));
+        let ext = path
+            .extension()
+            .map(|e| e.to_string_lossy().to_lowercase())
+            .unwrap_or_default();
+        let value = if IMAGE_EXTENSIONS.contains(&ext.as_str()) {
+            let mut obj = row.map(|(_, o)| o).unwrap_or_default();
+            if !obj.contains_key(ID_FIELD) {
+                let stem = path.file_stem().map(|s| s.to_string_lossy().to_string());
+                obj.insert(ID_FIELD.into(), Value::from(stem.unwrap_or(name)));
+            }
+            obj.insert(
+                "image".into(),
+                Value::from(path.to_string_lossy().to_string()),
+            );
+            Ok(Value::Object(obj))
+        } else {
+            Err(format!(
+                "unsupported format (extension {ext:?}; images are {})",
+                IMAGE_EXTENSIONS.join(", ")
+            ))
+        };
+        records.push(RawRecord {
+            line: i + 1,
+            input: path.display().to_string(),
+            base: dir.to_owned(),
+            value,
+        });
+    }
+    let mut orphans: Vec<Orphan> = rows
+        .into_iter()
+        .map(|(file, (line, _))| {
+            (
+                line,
+                format!(
+                    "metadata row for {file:?}: no such image in {}",
+                    dir.display()
+                ),
+            )
+        })
+        .collect();
+    orphans.sort();
+    Ok((records, orphans))
+}
+
+/// CSV rows keyed by file name: (line, typed fields).
+type MetadataRows = HashMap<String, (usize, Map<String, Value>)>;
+
+fn read_metadata(path: &Path, config: &IndexConfig) -> Result<MetadataRows, IndexError> {
+    let fail = |e: &dyn std::fmt::Display| IndexError::Invalid(format!("{}: {e}", path.display()));
+    let mut reader = csv::Reader::from_path(path).map_err(|e| fail(&e))?;
+    let headers = reader.headers().map_err(|e| fail(&e))?.clone();
+    let key = headers.iter().position(|h| h == "file").unwrap_or(0);
+    let mut rows = HashMap::new();
+    for (i, record) in reader.records().enumerate() {
+        let line = i + 2;
+        let record = record.map_err(|e| fail(&e))?;
+        let mut obj = Map::new();
+        for (col, (name, cell)) in headers.iter().zip(record.iter()).enumerate() {
+            if col == key || cell.is_empty() {
+                continue;
+            }
+            let kind = config.field(name).map(|f| f.kind);
+            obj.insert(name.to_string(), typed(cell, kind));
+        }
+        if rows.insert(record[key].to_string(), (line, obj)).is_some() {
+            return Err(fail(&format!(
+                "line {line}: file {:?} appears twice",
+                &record[key]
+            )));
+        }
+    }
+    Ok(rows)
+}
+
+/// A CSV cell as the JSON value its field's type asks for; a cell that
+/// does not parse stays a string, so the record parser names the problem.
+fn typed(cell: &str, kind: Option<FieldKind>) -> Value {
+    match kind {
+        Some(FieldKind::Integer) => cell
+            .trim()
+            .parse::<i64>()
+            .map_or_else(|_| cell.into(), Value::from),
+        Some(FieldKind::Float) => cell
+            .trim()
+            .parse::<f64>()
+            .map_or_else(|_| cell.into(), Value::from),
+        Some(FieldKind::Boolean) => match cell.trim().to_ascii_lowercase().as_str() {
+            "true" | "1" | "yes" => Value::Bool(true),
+            "false" | "0" | "no" => Value::Bool(false),
+            _ => cell.into(),
+        },
+        _ => cell.into(),
+    }
+}

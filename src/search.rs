@@ -1,0 +1,212 @@
+//! A search as users state it (a query code, an example document's id,
+//! text and filter strings, k, radius, mode) → hits with their stored
+//! fields as JSON. The CLI's `search` and the server's `POST /search` are
+//! this one call.
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+use tantivy::collector::TopDocs;
+use tantivy::query::{Query, QueryParser, TermQuery};
+use tantivy::schema::{FieldType, IndexRecordOption, Value};
+use tantivy::{DocAddress, Searcher, TantivyDocument, Term};
+
+use crate::code::BinaryCode;
+use crate::index::config::ID_FIELD;
+use crate::index::hybrid::{self, Hit, Mode};
+use crate::index::IndexError;
+use crate::store::Store;
+
+/// What to search for. At least one of `code`, `like` or `text`.
+#[derive(Debug, Clone, Default)]
+pub struct SearchQuery {
+    pub code: Option<BinaryCode>,
+    /// The id of an indexed document whose code is the query.
+    pub like: Option<String>,
+    /// Full text, tantivy query syntax, BM25 over the text fields.
+    pub text: Option<String>,
+    /// Restricting query over every indexed field.
+    pub filter: Option<String>,
+    pub k: usize,
+    pub radius: Option<u32>,
+    pub mode: Option<Mode>,
+}
+
+/// One result as the CLI's `--json` and the HTTP API print it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct HitJson {
+    pub id: serde_json::Value,
+    pub distance: Option<u32>,
+    pub score: f32,
+    pub fields: BTreeMap<String, serde_json::Value>,
+}
+
+/// Why a search failed: the user's fault (bad query, unknown id) or not.
+#[derive(Debug, thiserror::Error)]
+pub enum SearchError {
+    #[error("{0}")]
+    BadRequest(String),
+    #[error("{0}")]
+    NotFound(String),
+    #[error(transparent)]
+    Index(#[from] IndexError),
+}
+
+/// Runs `q` on `searcher`.
+pub fn search(
+    store: &Store,
+    searcher: &Searcher,
+    q: &SearchQuery,
+) -> Result<Vec<HitJson>, SearchError> {
+    let code = match (&q.code, &q.like) {
+        (Some(c), None) => {
+            store
+                .index
+                .field()
+                .check(c)
+                .map_err(|e| SearchError::BadRequest(e.to_string()))?;
+            Some(*c)
+        }
+        (None, Some(id)) => Some(code_of(store, searcher, id)?),
+        (None, None) => None,
+        (Some(_), Some(_)) => {
+            return Err(SearchError::BadRequest(
+                "give a query code or an example id (like), not both".into(),
+            ))
+        }
+    };
+    if code.is_none() && q.text.is_none() {
+        return Err(SearchError::BadRequest(
+            "a search needs an image, a code, an example id (like) or text".into(),
+        ));
+    }
+    let text = q
+        .text
+        .as_deref()
+        .map(|t| parse(store, t, text_fields(store), "text"))
+        .transpose()?;
+    let filter = q
+        .filter
+        .as_deref()
+        .map(|t| parse(store, t, indexed_fields(store), "filter"))
+        .transpose()?;
+    let hits = hybrid::search(
+        &store.index,
+        searcher,
+        &hybrid::Request {
+            code: code.as_ref(),
+            text,
+            filter,
+            k: q.k,
+            radius: q.radius,
+            mode: q.mode.unwrap_or(Mode::Filter),
+        },
+    )?;
+    hits.iter().map(|h| hit_json(store, searcher, h)).collect()
+}
+
+fn text_fields(store: &Store) -> Vec<tantivy::schema::Field> {
+    store
+        .index
+        .schema()
+        .fields()
+        .filter(|(_, e)| {
+            matches!(e.field_type(), FieldType::Str(o)
+                if o.get_indexing_options().is_some_and(|i| i.tokenizer() != "raw"))
+        })
+        .map(|(f, _)| f)
+        .collect()
+}
+
+fn indexed_fields(store: &Store) -> Vec<tantivy::schema::Field> {
+    store
+        .index
+        .schema()
+        .fields()
+        .filter(|(_, e)| e.is_indexed())
+        .map(|(f, _)| f)
+        .collect()
+}
+
+fn parse(
+    store: &Store,
+    q: &str,
+    fields: Vec<tantivy::schema::Field>,
+    what: &str,
+) -> Result<Box<dyn Query>, SearchError> {
+    QueryParser::for_index(store.index.index(), fields)
+        .parse_query(q)
+        .map_err(|e| SearchError::BadRequest(format!("{what} {q:?}: {e}")))
+}
+
+/// Where the live document with this id is.
+pub fn find(
+    store: &Store,
+    searcher: &Searcher,
+    id: &str,
+) -> Result<Option<DocAddress>, IndexError> {
+    let term = Term::from_field_text(store.id_field, id);
+    let found = searcher.search(
+        &TermQuery::new(term, IndexRecordOption::Basic),
+        &TopDocs::with_limit(1).order_by_score(),
+    )?;
+    Ok(found.first().map(|(_, a)| *a))
+}
+
+/// The code of the indexed document with this id.
+pub fn code_of(store: &Store, searcher: &Searcher, id: &str) -> Result<BinaryCode, SearchError> {
+    let address = find(store, searcher, id)?
+        .ok_or_else(|| SearchError::NotFound(format!("no document has id {id:?}")))?;
+    let codes = store
+        .index
+        .codes(searcher.segment_reader(address.segment_ord))?;
+    codes
+        .code(address.doc_id)
+        .ok_or_else(|| SearchError::BadRequest(format!("document {id:?} has no code")))
+}
+
+/// A document's stored fields as JSON (the first value of each field).
+pub fn fields_json(
+    store: &Store,
+    searcher: &Searcher,
+    address: DocAddress,
+) -> Result<BTreeMap<String, serde_json::Value>, IndexError> {
+    let doc: TantivyDocument = searcher.doc(address)?;
+    let schema = store.index.schema();
+    let mut fields = BTreeMap::new();
+    for (field, value) in doc.field_values() {
+        let name = schema.get_field_name(field).to_string();
+        fields.entry(name).or_insert_with(|| value_json(&value));
+    }
+    Ok(fields)
+}
+
+fn hit_json(store: &Store, searcher: &Searcher, hit: &Hit) -> Result<HitJson, SearchError> {
+    let mut fields = fields_json(store, searcher, hit.address)?;
+    let id = fields.remove(ID_FIELD).unwrap_or(serde_json::Value::Null);
+    Ok(HitJson {
+        id,
+        distance: hit.distance,
+        score: hit.score,
+        fields,
+    })
+}
+
+fn value_json<'a>(v: &impl Value<'a>) -> serde_json::Value {
+    if let Some(s) = v.as_str() {
+        serde_json::json!(s)
+    } else if let Some(i) = v.as_i64() {
+        serde_json::json!(i)
+    } else if let Some(f) = v.as_f64() {
+        serde_json::json!(f)
+    } else if let Some(b) = v.as_bool() {
+        serde_json::json!(b)
+    } else if let Some(d) = v.as_datetime() {
+        let t = d.into_utc();
+        serde_json::json!(t
+            .format(&tantivy::time::format_description::well_known::Rfc3339)
+            .unwrap_or_default())
+    } else {
+        serde_json::Value::Null
+    }
+}
