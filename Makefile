@@ -12,7 +12,7 @@ DEMO_VENV := $(CACHE)/venv-demo
 PLUGIN_VENV := $(CACHE)/venv-plugin
 BIN := target/release/ash-search
 
-.PHONY: all build demo test lint bench fuzz-build clean plugin-test ort
+.PHONY: all build demo test lint bench fuzz-build clean plugin-test ort browser-test
 
 # ONNX Runtime's shared library, from the onnxruntime wheel on PyPI (the
 # binary reads it at run time; see src/encoder/runtime.rs for the search order).
@@ -50,6 +50,19 @@ lint:
 test: lint plugin-test $(ORT_LIB)
 	$(CARGO) test --locked --all-targets
 	$(CARGO) test --locked --doc
+	$(MAKE) browser-test
+
+# The search page in headless Chromium (Debian's), driven by playwright-core
+# from npm; uses the binary `cargo test` built.
+BROWSER_DIR := tests/browser
+$(BROWSER_DIR)/node_modules/.ready: $(BROWSER_DIR)/package-lock.json
+	cd $(BROWSER_DIR) && npm ci --no-audit --no-fund --silent
+	touch $@
+
+browser-test: $(BROWSER_DIR)/node_modules/.ready $(ORT_LIB)
+	scripts/ensure_chromium.sh
+	$(CARGO) test --locked --no-run --test server_api
+	$(BROWSER_DIR)/run.sh target/debug/ash-search
 
 # The encoder plugin's environment: PyTorch from PyPI (about 3 GB with its
 # CUDA libraries, installed once and reused), ONNX, ONNX Runtime.
@@ -69,10 +82,11 @@ $(BENCH_VENV)/.ready: bench/requirements.txt
 	touch $@
 
 bench: build $(BENCH_VENV)/.ready $(ORT_LIB)
-	$(CARGO) build --release --locked --example bench_codes --example bench_index
+	$(CARGO) build --release --locked --example bench_codes --example bench_index --example bench_serve
 	$(BENCH_VENV)/bin/python bench/codes_bench.py
 	$(BENCH_VENV)/bin/python bench/encode_bench.py
 	target/release/examples/bench_index $${BENCH_INDEX_N:-1000000} $${BENCH_INDEX_QUERIES:-200}
+	target/release/examples/bench_serve $${BENCH_SERVE_N:-1000000} $${BENCH_SERVE_SECONDS:-5} $${BENCH_SERVE_CLIENTS:-4}
 
 # Builds the fuzz target for the .mih reader (running it is manual:
 # `cargo +nightly fuzz run mih_open`, see fuzz/README.md).
@@ -81,4 +95,4 @@ fuzz-build:
 
 clean:
 	$(CARGO) clean
-	rm -rf $(CACHE) demo-output
+	rm -rf $(CACHE) demo-output $(BROWSER_DIR)/node_modules

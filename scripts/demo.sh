@@ -4,7 +4,9 @@
 #     generator) and a real CC0 photograph, with clinical metadata, encoded by
 #     the shipped ASH model through ONNX Runtime and indexed in one command;
 #     image-only, filtered and hybrid queries with fresh query images;
-#  2. the engine alone: an exact MIH table over 200,000 codes.
+#  2. the HTTP API: the same index served on loopback, queried with curl
+#     (the web page is at the printed address when you run `serve` yourself);
+#  3. the engine alone: an exact MIH table over 200,000 codes.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bin=target/release/ash-search
@@ -38,7 +40,21 @@ echo "== hybrid (weighted 0.7 image / 0.3 text), grade 2 or worse, query by an i
 $bin search "$out/index" --like case-00003 --text 'exudates haemorrhages' --filter 'grade:[2 TO 4]' --mode weighted --weight 0.7 -k 5
 
 echo
-echo "== 2. the engine alone: 200,000 clustered 48-bit codes, 3 fresh queries"
+echo "== 2. the HTTP API over the same index (POST /search with an uploaded image)"
+$bin serve "$out/index" --addr 127.0.0.1:0 --image-root "$out/data/images" >"$out/serve.out" 2>"$out/serve.log" &
+server=$!
+trap 'kill $server 2>/dev/null || true' EXIT
+for _ in $(seq 100); do grep -q '^listening on ' "$out/serve.out" && break; sleep 0.1; done
+base=$(sed -n 's/^listening on //p' "$out/serve.out")
+curl -s "$base/stats"; echo
+curl -s -F image=@"$q/grade3.png" -F k=3 -F filter='grade:[3 TO 4]' -F text=haemorrhages -F mode=rrf "$base/search" |
+  python3 -c 'import json,sys; r=json.load(sys.stdin); print("query code", r["query"]["code"], "(%.1f ms)" % r["took_ms"]); [print(" ", h["id"], "d=%s" % h["distance"], "grade", h["fields"]["grade"], h["fields"]["eye"], h["fields"]["report"], h.get("thumbnail_url", "")) for h in r["hits"]]'
+kill $server
+trap - EXIT
+echo "-- to browse it: $bin serve $out/index --image-root $out/data/images, then open http://127.0.0.1:8080/"
+
+echo
+echo "== 3. the engine alone: 200,000 clustered 48-bit codes, 3 fresh queries"
 $bin codes generate --n 200000 --bits 48 --centres 500 --flip 0.06 --seed 11 --output "$out/codes.npy"
 $bin codes generate --n 3 --bits 48 --centres 500 --flip 0.06 --seed 12 --output "$out/queries.npy"
 $bin codes build --input "$out/codes.npy" --output "$out/codes.mih"

@@ -5,6 +5,8 @@
 //! - [`index`]: the `binary_hash` field for tantivy and hybrid search;
 //! - [`ingest`]: records and images → the index, as a pipeline;
 //! - [`store`]: an index directory with its configuration and encoder;
+//! - [`search`]: a search as users state it, hits as JSON;
+//! - [`server`]: the HTTP API and the web page;
 //! - [`mih`]: multi-index hashing, exact range and k-NN search over bytes;
 //! - [`npy`]: reading and writing packed codes as numpy `.npy` files;
 //! - [`synth`]: deterministic synthetic code sets.
@@ -16,5 +18,6 @@ pub mod ingest;
 pub mod mih;
 pub mod npy;
 pub mod search;
+pub mod server;
 pub mod store;
 pub mod synth;

@@ -530,17 +530,35 @@ fn explain_boost_cache_and_sorting_refusal() {
         .unwrap();
     assert!((twice[0].0 - 2.0 * hits[0].0).abs() < 1e-6);
 
-    // The cache holds the live segments only.
-    knn(&index, &searcher, &cs[0], &nearest(3)).unwrap();
+    // The cache holds the segments of live searchers only, opened when the
+    // searcher is made (not at the first query), so a searcher made before
+    // a merge still answers after the merge collected its segments' files.
     assert_eq!(index.cache().len(), 4);
+    let before = knn(&index, &searcher, &cs[0], &nearest(3)).unwrap();
     w.merge(&index.index().searchable_segment_ids().unwrap())
         .wait()
         .unwrap();
+    w.garbage_collect_files().wait().unwrap();
     index.reload().unwrap();
-    assert_eq!(index.cache().len(), 0);
+    assert_eq!(index.cache().len(), 5, "the old searcher still holds 4");
+    assert_eq!(knn(&index, &searcher, &cs[0], &nearest(3)).unwrap(), before);
+    drop(searcher);
+    // tantivy collects dead generations every second, in the background.
+    let started = std::time::Instant::now();
+    while index.cache().len() != 1 {
+        assert!(
+            started.elapsed().as_secs() < 10,
+            "{} cached",
+            index.cache().len()
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
     let searcher = index.reader().searcher();
-    knn(&index, &searcher, &cs[0], &nearest(3)).unwrap();
-    assert_eq!(index.cache().len(), 1);
+    let after = knn(&index, &searcher, &cs[0], &nearest(3)).unwrap();
+    assert_eq!(
+        after.iter().map(|h| h.distance).collect::<Vec<_>>(),
+        before.iter().map(|h| h.distance).collect::<Vec<_>>()
+    );
     drop(w);
 
     // An index sorted by a field cannot hold codes in doc-id order.

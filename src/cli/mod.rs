@@ -4,6 +4,7 @@ mod codes;
 mod encode;
 mod encoder_args;
 mod index_cmds;
+mod serve;
 
 use std::process::ExitCode;
 
@@ -26,6 +27,8 @@ enum Command {
     Ingest(index_cmds::IngestArgs),
     /// Print the codes of image files (hex), for indexing elsewhere.
     Encode(encode::EncodeArgs),
+    /// The HTTP API and the web page (see schemas/openapi.json).
+    Serve(serve::ServeArgs),
     /// Image, text and hybrid search.
     Search(index_cmds::SearchArgs),
     /// Documents, segments, bits, file sizes and the encoder of an index.
@@ -48,6 +51,7 @@ pub fn run(cli: Cli) -> Result<ExitCode, CliError> {
         Command::Init(args) => index_cmds::init(args),
         Command::Ingest(args) => index_cmds::ingest(args),
         Command::Encode(args) => encode::run(args),
+        Command::Serve(args) => serve::run(args),
         Command::Search(args) => index_cmds::search(args),
         Command::Info { index, json } => index_cmds::info(index, json),
     }

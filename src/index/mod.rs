@@ -36,7 +36,7 @@ use tantivy::{Index, IndexReader, IndexWriter, ReloadPolicy, SegmentReader, Tant
 
 pub use hamming_query::HammingQuery;
 pub use plugin::{find_hash_field, BinaryHashPlugin};
-pub use segment::{CodeCache, SegmentCodes};
+pub use segment::{CodeCache, CodeWarmer, SegmentCodes};
 
 use crate::code::{bytes_for, BinaryCode, CodeError, MAX_BITS};
 
@@ -145,6 +145,8 @@ pub struct HashIndex {
     field: HashField,
     cache: Arc<CodeCache>,
     reader: IndexReader,
+    /// Kept alive here: tantivy holds warmers weakly.
+    _warmer: Arc<CodeWarmer>,
 }
 
 impl HashIndex {
@@ -183,15 +185,23 @@ impl HashIndex {
                     .into(),
             ));
         }
+        let cache = Arc::new(CodeCache::default());
+        let warmer = Arc::new(CodeWarmer {
+            cache: cache.clone(),
+            field: field.clone(),
+        });
+        let weak: std::sync::Weak<dyn tantivy::Warmer> = Arc::downgrade(&warmer) as _;
         let reader = index
             .reader_builder()
             .reload_policy(ReloadPolicy::Manual)
+            .warmers(vec![weak])
             .try_into()?;
         Ok(Self {
             index,
             field,
-            cache: Arc::new(CodeCache::default()),
+            cache,
             reader,
+            _warmer: warmer,
         })
     }
 
@@ -217,17 +227,10 @@ impl HashIndex {
         &self.reader
     }
 
-    /// Reloads the reader and drops cached segments that left the index.
+    /// Reloads the reader; the warmer opens new segments' code tables and
+    /// drops those no searcher holds any more.
     pub fn reload(&self) -> Result<(), IndexError> {
         self.reader.reload()?;
-        let live: Vec<_> = self
-            .reader
-            .searcher()
-            .segment_readers()
-            .iter()
-            .map(|r| r.segment_id())
-            .collect();
-        self.cache.retain(&live);
         Ok(())
     }
 

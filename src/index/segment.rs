@@ -121,3 +121,33 @@ impl CodeCache {
         self.segments.lock().unwrap_or_else(|e| e.into_inner())
     }
 }
+
+/// Opens every segment's code table as soon as a searcher over it is made.
+///
+/// tantivy's own segment files are all opened (memory-mapped) when a
+/// searcher is built, so a merge may delete them afterwards without harm.
+/// A table opened lazily, at the first query, could find its file already
+/// collected by a merge that finished in between; opening it here, inside
+/// the reload, gives the `.mih` files the same guarantee as tantivy's own.
+pub struct CodeWarmer {
+    pub cache: Arc<CodeCache>,
+    pub field: HashField,
+}
+
+impl tantivy::Warmer for CodeWarmer {
+    fn warm(&self, searcher: &tantivy::Searcher) -> tantivy::Result<()> {
+        for reader in searcher.segment_readers() {
+            self.cache.get(reader, &self.field)?;
+        }
+        Ok(())
+    }
+
+    /// Drops the tables of segments no live searcher holds.
+    fn garbage_collect(&self, live: &[&tantivy::SearcherGeneration]) {
+        let ids: Vec<SegmentId> = live
+            .iter()
+            .flat_map(|g| g.segments().keys().copied())
+            .collect();
+        self.cache.retain(&ids);
+    }
+}

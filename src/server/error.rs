@@ -1,0 +1,81 @@
+//! Every failure the API answers is a JSON body `{"error": {"status",
+//! "code", "message"}}` with a 4xx status for anything the client sent and
+//! 5xx only for faults of the server itself.
+
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+
+use crate::index::IndexError;
+use crate::search::SearchError;
+
+#[derive(Debug)]
+pub struct ApiError {
+    pub status: StatusCode,
+    pub code: &'static str,
+    pub message: String,
+}
+
+impl ApiError {
+    pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+        Self {
+            status,
+            code,
+            message: message.into(),
+        }
+    }
+
+    pub fn bad_request(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, "bad_request", message)
+    }
+
+    pub fn not_found(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::NOT_FOUND, "not_found", message)
+    }
+
+    pub fn internal(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", message)
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let body = serde_json::json!({"error": {
+            "status": self.status.as_u16(),
+            "code": self.code,
+            "message": self.message,
+        }});
+        (self.status, Json(body)).into_response()
+    }
+}
+
+impl From<SearchError> for ApiError {
+    fn from(e: SearchError) -> Self {
+        match e {
+            SearchError::BadRequest(m) => ApiError::bad_request(m),
+            SearchError::NotFound(m) => ApiError::not_found(m),
+            SearchError::Index(e) => e.into(),
+        }
+    }
+}
+
+impl From<IndexError> for ApiError {
+    fn from(e: IndexError) -> Self {
+        match e {
+            IndexError::Query(q) => ApiError::bad_request(q.to_string()),
+            IndexError::Encoder(e) => ApiError::new(StatusCode::CONFLICT, "encoder", e.to_string()),
+            IndexError::Tantivy(tantivy::TantivyError::LockFailure(..)) => ApiError::new(
+                StatusCode::CONFLICT,
+                "index_busy",
+                "another process is writing to this index; try again when it is done",
+            ),
+            other => ApiError::internal(other.to_string()),
+        }
+    }
+}
+
+impl From<axum::extract::multipart::MultipartError> for ApiError {
+    fn from(e: axum::extract::multipart::MultipartError) -> Self {
+        ApiError::new(e.status(), "bad_multipart", e.body_text())
+    }
+}

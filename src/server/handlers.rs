@@ -1,0 +1,532 @@
+//! The endpoints. Each parses and checks its input, then runs its work on
+//! the blocking pool.
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::body::Bytes;
+use axum::extract::{FromRequest, Multipart, Path as UrlPath, Query, Request, State};
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use super::error::ApiError;
+use super::images::{inside_roots, media_type, thumbnail};
+use super::App;
+use crate::code::BinaryCode;
+use crate::encoder::preprocess::ImageLimits;
+use crate::encoder::AttentionMap;
+use crate::index::config::IMAGE_FIELD;
+use crate::index::hybrid::Mode;
+use crate::ingest::{self, IngestOptions, RecordError, Source};
+use crate::search::{self, SearchQuery};
+
+const PAGE_HTML: &str = include_str!("page/index.html");
+const PAGE_JS: &str = include_str!("page/app.js");
+const PAGE_CSS: &str = include_str!("page/style.css");
+const OPENAPI: &str = include_str!("../../schemas/openapi.json");
+
+pub async fn page_html() -> Response {
+    (
+        [(header::CONTENT_TYPE, "text/html; charset=utf-8")],
+        PAGE_HTML,
+    )
+        .into_response()
+}
+
+pub async fn page_js() -> Response {
+    (
+        [(header::CONTENT_TYPE, "text/javascript; charset=utf-8")],
+        PAGE_JS,
+    )
+        .into_response()
+}
+
+pub async fn page_css() -> Response {
+    (
+        [(header::CONTENT_TYPE, "text/css; charset=utf-8")],
+        PAGE_CSS,
+    )
+        .into_response()
+}
+
+pub async fn openapi() -> Response {
+    ([(header::CONTENT_TYPE, "application/json")], OPENAPI).into_response()
+}
+
+pub async fn not_found() -> ApiError {
+    ApiError::not_found("no such endpoint (see /openapi.json)")
+}
+
+pub async fn method_not_allowed() -> ApiError {
+    ApiError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method_not_allowed",
+        "this endpoint does not take this method (see /openapi.json)",
+    )
+}
+
+/// Runs `f` on the blocking pool.
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, ApiError> + Send + 'static,
+) -> Result<T, ApiError> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|_| ApiError::internal("the request's worker failed"))?
+}
+
+pub async fn health(State(app): State<Arc<App>>) -> Json<Value> {
+    Json(json!({"status": "ok", "documents": app.store.index.reader().searcher().num_docs()}))
+}
+
+pub async fn stats(State(app): State<Arc<App>>) -> Result<Json<Value>, ApiError> {
+    blocking(move || {
+        let searcher = app.store.index.reader().searcher();
+        let mut bytes = 0u64;
+        if let Ok(entries) = std::fs::read_dir(&app.store.dir) {
+            for e in entries.flatten() {
+                bytes += e.metadata().map(|m| m.len()).unwrap_or(0);
+            }
+        }
+        Ok(Json(json!({
+            "documents": searcher.num_docs(),
+            "segments": searcher.segment_readers().len(),
+            "bits": app.store.config.hash.bits,
+            "encoder": app.store.encoder_pin(),
+            "execution_provider": app.encoder.as_ref().map(|e| e.provider().name()),
+            "index_bytes": bytes,
+        })))
+    })
+    .await
+}
+
+/// `POST /search` as JSON; multipart adds an `image` file part.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SearchBody {
+    code: Option<String>,
+    like: Option<String>,
+    text: Option<String>,
+    filter: Option<String>,
+    k: Option<usize>,
+    radius: Option<u32>,
+    mode: Option<String>,
+    weight: Option<f32>,
+}
+
+pub async fn search(State(app): State<Arc<App>>, req: Request) -> Result<Json<Value>, ApiError> {
+    let started = Instant::now();
+    let is_multipart = req
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("multipart/form-data"));
+    let (body, image) = if is_multipart {
+        read_multipart(
+            Multipart::from_request(req, &())
+                .await
+                .map_err(|e| ApiError::new(e.status(), "bad_multipart", e.body_text()))?,
+        )
+        .await?
+    } else {
+        let bytes = Bytes::from_request(req, &())
+            .await
+            .map_err(|e| ApiError::new(e.status(), "bad_body", e.body_text()))?;
+        let body: SearchBody = serde_json::from_slice(&bytes)
+            .map_err(|e| ApiError::bad_request(format!("the body is not a search request: {e}")))?;
+        (body, None)
+    };
+    let result = blocking(move || run_search(&app, body, image)).await?;
+    let mut result = result;
+    result["took_ms"] = json!(started.elapsed().as_secs_f64() * 1e3);
+    Ok(Json(result))
+}
+
+async fn read_multipart(mut form: Multipart) -> Result<(SearchBody, Option<Bytes>), ApiError> {
+    let mut fields: BTreeMap<String, String> = BTreeMap::new();
+    let mut image = None;
+    while let Some(field) = form.next_field().await? {
+        let name = field.name().unwrap_or_default().to_string();
+        if name == "image" {
+            let bytes = field.bytes().await?;
+            if !bytes.is_empty() {
+                image = Some(bytes);
+            }
+        } else {
+            let text = field.text().await?;
+            if !text.is_empty() {
+                fields.insert(name, text);
+            }
+        }
+    }
+    let number = |name: &str| -> Result<Option<f64>, ApiError> {
+        fields
+            .get(name)
+            .map(|v| {
+                v.trim()
+                    .parse::<f64>()
+                    .map_err(|_| ApiError::bad_request(format!("{name} {v:?} is not a number")))
+            })
+            .transpose()
+    };
+    let body = SearchBody {
+        code: fields.get("code").cloned(),
+        like: fields.get("like").cloned(),
+        text: fields.get("text").cloned(),
+        filter: fields.get("filter").cloned(),
+        k: number("k")?.map(|v| v as usize),
+        radius: number("radius")?.map(|v| v as u32),
+        mode: fields.get("mode").cloned(),
+        weight: number("weight")?.map(|v| v as f32),
+    };
+    if let Some(unknown) = fields.keys().find(|k| {
+        ![
+            "code", "like", "text", "filter", "k", "radius", "mode", "weight",
+        ]
+        .contains(&k.as_str())
+    }) {
+        return Err(ApiError::bad_request(format!(
+            "unknown form field {unknown:?}"
+        )));
+    }
+    Ok((body, image))
+}
+
+fn run_search(app: &App, body: SearchBody, image: Option<Bytes>) -> Result<Value, ApiError> {
+    let k = body.k.unwrap_or(10);
+    if k == 0 || k > app.config.max_k {
+        return Err(ApiError::bad_request(format!(
+            "k must be 1 to {}, got {k}",
+            app.config.max_k
+        )));
+    }
+    let mode = match (body.mode.as_deref().unwrap_or("filter"), body.weight) {
+        ("filter", _) => Mode::Filter,
+        ("rrf", _) => Mode::Rrf,
+        ("weighted", w) => {
+            let w = w.unwrap_or(0.5);
+            if !(0.0..=1.0).contains(&w) {
+                return Err(ApiError::bad_request(format!(
+                    "weight {w} is not in [0, 1]"
+                )));
+            }
+            Mode::Weighted(w)
+        }
+        (other, _) => {
+            return Err(ApiError::bad_request(format!(
+                "mode {other:?} is not filter, rrf or weighted"
+            )))
+        }
+    };
+    let given = [image.is_some(), body.code.is_some(), body.like.is_some()];
+    if given.iter().filter(|g| **g).count() > 1 {
+        return Err(ApiError::bad_request(
+            "give one of image, code and like, not several",
+        ));
+    }
+    let mut attention: Option<AttentionMap> = None;
+    let code: Option<BinaryCode> = match (&image, &body.code) {
+        (Some(bytes), _) => {
+            let encoder = app.encoder.as_ref().ok_or_else(|| {
+                ApiError::new(
+                    StatusCode::CONFLICT,
+                    "no_encoder",
+                    "this index has no encoder, so it cannot search by image",
+                )
+            })?;
+            let tensor = encoder
+                .preprocessor()
+                .tensor(bytes)
+                .map_err(|r| ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "bad_image", r))?;
+            let mut encoded = encoder
+                .encode(&tensor, 1)
+                .map_err(|e| ApiError::internal(e.to_string()))?;
+            let e = encoded.pop().expect("one image in, one code out");
+            attention = e.attention;
+            Some(e.code)
+        }
+        (None, Some(hex)) => Some(
+            app.store
+                .index
+                .field()
+                .from_hex(hex)
+                .map_err(|e| ApiError::bad_request(format!("code: {e}")))?,
+        ),
+        (None, None) => None,
+    };
+    let searcher = app.store.index.reader().searcher();
+    let query = SearchQuery {
+        code,
+        like: body.like,
+        text: body.text,
+        filter: body.filter,
+        k,
+        radius: body.radius,
+        mode: Some(mode),
+    };
+    let query_code = match (&query.code, &query.like) {
+        (Some(c), _) => Some(*c),
+        (None, Some(id)) => Some(search::code_of(&app.store, &searcher, id)?),
+        _ => None,
+    };
+    let hits = search::search(&app.store, &searcher, &query)?;
+    let hits: Vec<Value> = hits
+        .into_iter()
+        .map(|mut h| {
+            let has_image = h.fields.remove(IMAGE_FIELD).is_some();
+            let mut v = serde_json::to_value(&h).expect("hits serialise");
+            if has_image {
+                if let Some(id) = h.id.as_str() {
+                    v["image_url"] = json!(format!("/documents/{}/image", url_escape(id)));
+                    v["thumbnail_url"] = json!(format!("/documents/{}/thumbnail", url_escape(id)));
+                }
+            }
+            v
+        })
+        .collect();
+    Ok(json!({
+        "hits": hits,
+        "query": {
+            "code": query_code.map(|c| c.to_hex()),
+            "bits": app.store.config.hash.bits,
+            "attention": attention.map(|a| json!({"height": a.height, "width": a.width, "values": a.values})),
+        },
+    }))
+}
+
+/// Percent-encodes an id for a URL path segment.
+fn url_escape(id: &str) -> String {
+    id.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+/// The stored fields, code and image path of the document with this id.
+fn lookup(app: &App, id: &str) -> Result<(BTreeMap<String, Value>, Option<BinaryCode>), ApiError> {
+    let searcher = app.store.index.reader().searcher();
+    let address = search::find(&app.store, &searcher, id)?
+        .ok_or_else(|| ApiError::not_found(format!("no document has id {id:?}")))?;
+    let fields = search::fields_json(&app.store, &searcher, address)?;
+    let code = app
+        .store
+        .index
+        .codes(searcher.segment_reader(address.segment_ord))?
+        .code(address.doc_id);
+    Ok((fields, code))
+}
+
+pub async fn document(
+    State(app): State<Arc<App>>,
+    UrlPath(id): UrlPath<String>,
+) -> Result<Json<Value>, ApiError> {
+    blocking(move || {
+        let (mut fields, code) = lookup(&app, &id)?;
+        fields.remove(crate::index::config::ID_FIELD);
+        let has_image = fields.remove(IMAGE_FIELD).is_some();
+        let mut v = json!({"id": id, "fields": fields, "code": code.map(|c| c.to_hex())});
+        if has_image {
+            v["image_url"] = json!(format!("/documents/{}/image", url_escape(&id)));
+            v["thumbnail_url"] = json!(format!("/documents/{}/thumbnail", url_escape(&id)));
+        }
+        Ok(Json(v))
+    })
+    .await
+}
+
+/// The image file of a document, checked against the roots.
+fn image_path(app: &App, id: &str) -> Result<PathBuf, ApiError> {
+    let (fields, _) = lookup(app, id)?;
+    let path = fields
+        .get(IMAGE_FIELD)
+        .and_then(Value::as_str)
+        .ok_or_else(|| ApiError::not_found(format!("document {id:?} has no image")))?;
+    inside_roots(Path::new(path), &app.config.image_roots)
+}
+
+pub async fn document_image(
+    State(app): State<Arc<App>>,
+    UrlPath(id): UrlPath<String>,
+) -> Result<Response, ApiError> {
+    blocking(move || {
+        let path = image_path(&app, &id)?;
+        let bytes = std::fs::read(&path)
+            .map_err(|_| ApiError::not_found("the image file is not readable"))?;
+        Ok((
+            [
+                (header::CONTENT_TYPE, media_type(&bytes)),
+                (header::CACHE_CONTROL, "private, max-age=3600"),
+            ],
+            bytes,
+        )
+            .into_response())
+    })
+    .await
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ThumbnailQuery {
+    size: Option<u32>,
+}
+
+pub async fn document_thumbnail(
+    State(app): State<Arc<App>>,
+    UrlPath(id): UrlPath<String>,
+    query: Result<Query<ThumbnailQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Response, ApiError> {
+    let Query(query) = query.map_err(|e| ApiError::bad_request(e.body_text()))?;
+    let size = query.size.unwrap_or(256);
+    if !(16..=1024).contains(&size) {
+        return Err(ApiError::bad_request(format!(
+            "size must be 16 to 1024, got {size}"
+        )));
+    }
+    blocking(move || {
+        let path = image_path(&app, &id)?;
+        let bytes = std::fs::read(&path)
+            .map_err(|_| ApiError::not_found("the image file is not readable"))?;
+        let limits = ImageLimits {
+            max_side: app.config.max_image_side,
+            ..ImageLimits::default()
+        };
+        let jpeg = thumbnail(&bytes, size, &limits)?;
+        Ok((
+            [
+                (header::CONTENT_TYPE, "image/jpeg"),
+                (header::CACHE_CONTROL, "private, max-age=3600"),
+            ],
+            jpeg,
+        )
+            .into_response())
+    })
+    .await
+}
+
+/// Whether the request carries the configured bearer token (compared in
+/// constant time). Without a configured token the server is bound to
+/// loopback ([`super::ServeConfig::check`]) and every local caller may write.
+fn authorised(app: &App, headers: &HeaderMap) -> bool {
+    let Some(token) = &app.config.token else {
+        return true;
+    };
+    let given = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .unwrap_or_default();
+    given.len() == token.len()
+        && given
+            .bytes()
+            .zip(token.bytes())
+            .fold(0u8, |acc, (a, b)| acc | (a ^ b))
+            == 0
+}
+
+static UPLOADS: AtomicU64 = AtomicU64::new(0);
+
+pub async fn ingest(
+    State(app): State<Arc<App>>,
+    headers: HeaderMap,
+    body: Result<Bytes, axum::extract::rejection::BytesRejection>,
+) -> Result<Json<Value>, ApiError> {
+    if !authorised(&app, &headers) {
+        return Err(ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "unauthorised",
+            "POST /ingest needs the header Authorization: Bearer <token>",
+        ));
+    }
+    let body = body.map_err(|e| ApiError::new(e.status(), "bad_body", e.body_text()))?;
+    let text = std::str::from_utf8(&body)
+        .map_err(|_| ApiError::bad_request("the body is not UTF-8 JSONL"))?
+        .to_string();
+    let _guard = app.ingest_lock.lock().await;
+    let app2 = app.clone();
+    blocking(move || run_ingest(&app2, &text)).await.map(Json)
+}
+
+/// Records whose image lies outside the roots are refused before the
+/// ingest; relative image paths are taken from the first root.
+fn run_ingest(app: &App, text: &str) -> Result<Value, ApiError> {
+    let mut errors: Vec<RecordError> = Vec::new();
+    let mut lines = String::with_capacity(text.len());
+    for (i, line) in text.lines().enumerate() {
+        let mut kept = line.to_string();
+        if let Ok(mut v) = serde_json::from_str::<Value>(line) {
+            if let Some(image) = v.get(IMAGE_FIELD).and_then(Value::as_str) {
+                let path = match app.config.image_roots.first() {
+                    Some(root) => root.join(image),
+                    None => PathBuf::from(image),
+                };
+                match inside_roots(&path, &app.config.image_roots) {
+                    Ok(real) => {
+                        v[IMAGE_FIELD] = json!(real.to_string_lossy());
+                        kept = v.to_string();
+                    }
+                    Err(e) => {
+                        errors.push(RecordError {
+                            line: i + 1,
+                            id: v.get("id").and_then(Value::as_str).map(str::to_string),
+                            input: image.to_string(),
+                            reason: e.message,
+                        });
+                        kept = String::new();
+                    }
+                }
+            }
+        }
+        // One line out for every line in, so line numbers still match.
+        lines.push_str(&kept);
+        lines.push('\n');
+    }
+    let tmp = std::env::temp_dir().join(format!(
+        "ash-search-ingest-{}-{}.jsonl",
+        std::process::id(),
+        UPLOADS.fetch_add(1, Ordering::Relaxed)
+    ));
+    let write = || -> std::io::Result<()> {
+        let mut f = std::fs::File::create(&tmp)?;
+        f.write_all(lines.as_bytes())?;
+        f.sync_all()
+    };
+    write().map_err(|e| ApiError::internal(format!("cannot stage the records: {e}")))?;
+    let mut on_error = |mut e: RecordError| {
+        if e.input == tmp.display().to_string() {
+            e.input = "request body".into();
+        }
+        errors.push(e);
+    };
+    let options = IngestOptions {
+        progress: false,
+        ..IngestOptions::default()
+    };
+    let result = ingest::ingest(
+        &app.store,
+        Source::Jsonl(&tmp),
+        app.encoder.as_ref(),
+        &options,
+        &mut on_error,
+    );
+    let _ = std::fs::remove_file(&tmp);
+    let report = result?;
+    app.store.index.reload()?;
+    errors.sort_by_key(|e| e.line);
+    Ok(json!({
+        "indexed": report.indexed,
+        "failed": errors.len(),
+        "skipped": report.skipped,
+        "seconds": report.seconds,
+        "errors": errors,
+    }))
+}

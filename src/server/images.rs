@@ -1,0 +1,59 @@
+//! Images of indexed documents: served only from inside the configured
+//! roots. Paths are resolved (symbolic links included) before the check,
+//! so neither `..` nor a link can lead outside a root.
+
+use std::io::Cursor;
+use std::path::{Path, PathBuf};
+
+use axum::http::StatusCode;
+use image::ImageFormat;
+
+use super::error::ApiError;
+use crate::encoder::preprocess::{decode, ImageLimits};
+
+/// The real path of `path` if it lies inside one of `roots` (which are
+/// already canonical).
+pub fn inside_roots(path: &Path, roots: &[PathBuf]) -> Result<PathBuf, ApiError> {
+    if roots.is_empty() {
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "no_image_roots",
+            "this server has no image roots configured (serve --image-root DIR)",
+        ));
+    }
+    let real = path
+        .canonicalize()
+        .map_err(|_| ApiError::not_found("the image file is not there"))?;
+    if roots.iter().any(|r| real.starts_with(r)) {
+        Ok(real)
+    } else {
+        Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "outside_image_roots",
+            "the image is outside the configured image roots",
+        ))
+    }
+}
+
+/// The media type of an image file, from its content.
+pub fn media_type(bytes: &[u8]) -> &'static str {
+    match image::guess_format(bytes) {
+        Ok(ImageFormat::Png) => "image/png",
+        Ok(ImageFormat::Jpeg) => "image/jpeg",
+        Ok(ImageFormat::Tiff) => "image/tiff",
+        Ok(ImageFormat::Bmp) => "image/bmp",
+        _ => "application/octet-stream",
+    }
+}
+
+/// A JPEG at most `size` pixels a side, aspect kept.
+pub fn thumbnail(bytes: &[u8], size: u32, limits: &ImageLimits) -> Result<Vec<u8>, ApiError> {
+    let image = decode(bytes, limits)
+        .map_err(|reason| ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "bad_image", reason))?;
+    let small = image.thumbnail(size, size).to_rgb8();
+    let mut out = Vec::new();
+    image::DynamicImage::ImageRgb8(small)
+        .write_to(&mut Cursor::new(&mut out), ImageFormat::Jpeg)
+        .map_err(|e| ApiError::internal(format!("cannot write the thumbnail: {e}")))?;
+    Ok(out)
+}
