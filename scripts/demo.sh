@@ -28,7 +28,7 @@ echo "== image only: the 5 cases most like a new grade-3 photograph ($q/grade3.p
 $bin search "$out/index" --image "$q/grade3.png" -k 5
 echo
 echo "== image only: like the real CC0 photograph"
-$bin search "$out/index" --image ../shared/data/fundus/retina.jpg -k 5
+$bin search "$out/index" --image "$out/data/images/retina.jpg" -k 5
 echo
 echo "== image + filter: like a new grade-2 photograph, grade 2 or worse, left eye (OS)"
 $bin search "$out/index" --image "$q/grade2.png" --filter 'grade:[2 TO 4] AND eye:OS' -k 5

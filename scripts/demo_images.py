@@ -28,7 +28,13 @@ FINDINGS = {
     3: ["haemorrhages in all four quadrants", "venous beading, haemorrhages and exudates"],
     4: ["neovascularisation at the disc", "new vessels elsewhere, vitreous haemorrhage"],
 }
-RETINA = Path(__file__).resolve().parent.parent.parent / "shared/data/fundus/retina.jpg"
+REPO = Path(__file__).resolve().parent.parent
+# The CC0 photograph beside the checkout, else its committed thumbnail.
+RETINA = next(
+    p
+    for p in (REPO.parent / "shared/data/fundus/retina.jpg", REPO / "tests/fixtures/ingest/images/retina.jpg")
+    if p.exists()
+)
 
 
 def main() -> int:
@@ -53,19 +59,18 @@ def main() -> int:
                 "acquired": (start + timedelta(days=rng.randrange(1400))).isoformat(),
             }
             f.write(json.dumps(record) + "\n")
-        if RETINA.exists():
-            shutil.copy(RETINA, images / "retina.jpg")
-            record = {
-                "id": "retina-cc0",
-                "image": "images/retina.jpg",
-                "patient_id": "P9999",
-                "eye": "OD",
-                "modality": "fundus",
-                "grade": 0,
-                "report": "healthy retina (CC0 photograph)",
-                "acquired": "2024-06-01",
-            }
-            f.write(json.dumps(record) + "\n")
+        shutil.copy(RETINA, images / "retina.jpg")
+        record = {
+            "id": "retina-cc0",
+            "image": "images/retina.jpg",
+            "patient_id": "P9999",
+            "eye": "OD",
+            "modality": "fundus",
+            "grade": 0,
+            "report": "healthy retina (CC0 photograph)",
+            "acquired": "2024-06-01",
+        }
+        f.write(json.dumps(record) + "\n")
     for grade in range(5):
         fundus(grade, 10_000 + grade, size=192).save(queries / f"grade{grade}.png")
     return 0
