@@ -177,7 +177,7 @@ def main() -> None:
     print(f"ash-search ingest: {summary}")
     print(
         f"codes equal to Python's: {agree} of {n}; the others differ in at most {max(distances)} bit(s) "
-        "(JPEG decoders and resize rounding differ by a grey level or so)"
+        "(the resize matches Pillow's; the JPEG decoders differ)"
     )
     print()
     print("| side | images/s | vs Python | peak RSS (MiB) |")

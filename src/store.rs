@@ -3,6 +3,7 @@
 //! encoder its codes come from (pinned by manifest digest, so that codes of
 //! another model are never mixed in).
 
+use std::collections::BTreeMap;
 use std::fs;
 use std::path::{Path, PathBuf};
 
@@ -74,6 +75,22 @@ impl Store {
 }
 
 impl Store {
+    /// Bytes on disk per file extension (`mih`, `store`, `json`, ...).
+    pub fn bytes_by_extension(&self) -> Result<BTreeMap<String, u64>, IndexError> {
+        let io = |e: std::io::Error| IndexError::Invalid(format!("{}: {e}", self.dir.display()));
+        let mut by_ext = BTreeMap::new();
+        for entry in fs::read_dir(&self.dir).map_err(io)? {
+            let entry = entry.map_err(io)?;
+            let meta = entry.metadata().map_err(io)?;
+            if meta.is_file() {
+                let name = entry.file_name().to_string_lossy().to_string();
+                let ext = name.rsplit_once('.').map_or(name.as_str(), |(_, e)| e);
+                *by_ext.entry(ext.to_string()).or_default() += meta.len();
+            }
+        }
+        Ok(by_ext)
+    }
+
     /// The encoder this index's codes come from, once pinned.
     pub fn encoder_pin(&self) -> Option<&EncoderPin> {
         match &self.config.hash.encoder {
@@ -106,7 +123,7 @@ impl Store {
         // Refuse a mismatch before paying for ONNX Runtime.
         let plugin = read_plugin(&dir)?;
         self.check_encoder(&plugin.pin)?;
-        let encoder = Encoder::load(&dir, options)?;
+        let encoder = Encoder::from_plugin(plugin, options)?;
         if pin && self.encoder_pin().is_none() {
             self.config.hash.encoder = Some(EncoderRef::Pinned(encoder.pin().clone()));
             write_config(&self.dir, &self.config)?;

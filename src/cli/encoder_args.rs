@@ -5,7 +5,9 @@ use std::path::PathBuf;
 use clap::{Args, ValueEnum};
 
 use ash_search::encoder::preprocess::ImageLimits;
-use ash_search::encoder::{Device, EncoderOptions};
+use ash_search::encoder::{Device, Encoder, EncoderOptions};
+use ash_search::index::IndexError;
+use ash_search::store::Store;
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
 pub enum DeviceArg {
@@ -48,5 +50,18 @@ impl EncoderArgs {
                 ..ImageLimits::default()
             },
         }
+    }
+
+    /// The index's encoder (or `--encoder`), checked against its pin, with
+    /// a log line saying which model runs where.
+    pub fn open(
+        &self,
+        store: &mut Store,
+        options: &EncoderOptions,
+        pin: bool,
+    ) -> Result<Encoder, IndexError> {
+        let encoder = store.open_encoder(self.encoder.as_deref(), options, pin)?;
+        eprintln!("{}", encoder.describe());
+        Ok(encoder)
     }
 }

@@ -1,7 +1,6 @@
 //! `ash-search init | ingest | search | info`: an index of records with
 //! metadata and codes.
 
-use std::collections::BTreeMap;
 use std::fs::File;
 use std::io::{BufWriter, Write};
 use std::path::PathBuf;
@@ -139,13 +138,10 @@ pub fn ingest(args: IngestArgs) -> Result<ExitCode, CliError> {
         || args.encoder.encoder.is_some()
         || args.records.as_deref().is_some_and(has_image_records);
     let encoder = if needs_encoder {
-        let e = store.open_encoder(
-            args.encoder.encoder.as_deref(),
-            &args.encoder.options(),
-            true,
-        )?;
-        eprintln!("{}", e.describe());
-        Some(e)
+        Some(
+            args.encoder
+                .open(&mut store, &args.encoder.options(), true)?,
+        )
     } else {
         None
     };
@@ -214,12 +210,9 @@ pub fn search(args: SearchArgs) -> Result<ExitCode, CliError> {
     let mut store = Store::open(&args.index)?;
     let image_code = match &args.image {
         Some(path) => {
-            let encoder = store.open_encoder(
-                args.encoder.encoder.as_deref(),
-                &args.encoder.options(),
-                false,
-            )?;
-            eprintln!("{}", encoder.describe());
+            let encoder = args
+                .encoder
+                .open(&mut store, &args.encoder.options(), false)?;
             let mut result = encoder.encode_files(std::slice::from_ref(path), 1);
             let encoded = result
                 .pop()
@@ -315,17 +308,7 @@ fn print_table(rows: &[serde_json::Value]) {
 pub fn info(index: PathBuf, json: bool) -> Result<ExitCode, CliError> {
     let store = Store::open(&index)?;
     let searcher = store.index.reader().searcher();
-    let mut by_ext: BTreeMap<String, u64> = BTreeMap::new();
-    for entry in std::fs::read_dir(&index)? {
-        let entry = entry?;
-        if entry.file_type()?.is_file() {
-            let name = entry.file_name().to_string_lossy().to_string();
-            let ext = name
-                .rsplit_once('.')
-                .map_or(name.clone(), |(_, e)| e.to_string());
-            *by_ext.entry(ext).or_default() += entry.metadata()?.len();
-        }
-    }
+    let by_ext = store.bytes_by_extension()?;
     let mut with_code = 0u64;
     for r in searcher.segment_readers() {
         let codes = store.index.codes(r)?;

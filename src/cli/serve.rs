@@ -45,9 +45,7 @@ pub fn run(args: ServeArgs) -> Result<ExitCode, CliError> {
         let mut options = args.encoder.options();
         options.sessions = config.sessions;
         options.limits.max_side = config.max_image_side;
-        let e = store.open_encoder(args.encoder.encoder.as_deref(), &options, false)?;
-        eprintln!("{}", e.describe());
-        Some(e)
+        Some(args.encoder.open(&mut store, &options, false)?)
     } else {
         eprintln!("no encoder: searching by image is off (give --encoder DIR)");
         None

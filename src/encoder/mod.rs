@@ -96,7 +96,14 @@ pub struct Encoder {
 impl Encoder {
     /// Loads the plugin in `dir`; see the module docs for what is checked.
     pub fn load(dir: &Path, options: &EncoderOptions) -> Result<Self, EncoderError> {
-        let plugin = read_plugin(dir)?;
+        Self::from_plugin(read_plugin(dir)?, options)
+    }
+
+    /// [`Encoder::load`] for a plugin whose manifest was already read.
+    pub fn from_plugin(
+        plugin: PluginManifest,
+        options: &EncoderOptions,
+    ) -> Result<Self, EncoderError> {
         let rt = runtime::runtime()?;
         let provider = runtime::choose_provider(options.device, rt.cuda_available)?;
         let threads = if options.threads == 0 {

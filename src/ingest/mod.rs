@@ -96,22 +96,6 @@ pub struct IngestReport {
     pub wait_seconds: f64,
 }
 
-/// Indexes every usable record of a JSONL file without images (no
-/// encoder); a record whose id is already indexed replaces it.
-pub fn ingest_jsonl(
-    store: &Store,
-    path: &Path,
-    on_error: &mut dyn FnMut(RecordError),
-) -> Result<IngestReport, IndexError> {
-    ingest(
-        store,
-        Source::Jsonl(path),
-        None,
-        &IngestOptions::default(),
-        on_error,
-    )
-}
-
 /// What the producer made of one record.
 enum Outcome {
     Ready {
@@ -120,7 +104,8 @@ enum Outcome {
         input: String,
         id: String,
         doc: TantivyDocument,
-        /// The decoded image, or why it could not be decoded.
+        /// `Some` when the record names an image: the decoded tensor or why
+        /// it could not be decoded (a placeholder until the decoder runs).
         tensor: Option<Result<Vec<f32>, String>>,
     },
     Refused(RecordError),
@@ -232,79 +217,56 @@ pub fn ingest(
 fn encode_batch(
     store: &Store,
     encoder: Option<&Encoder>,
-    items: Vec<Outcome>,
+    mut items: Vec<Outcome>,
     report: &mut IngestReport,
 ) -> Vec<Outcome> {
     let Some(encoder) = encoder else {
         return items;
     };
+    // Take the decoded images out, remembering whose they were.
+    let mut owners = Vec::new();
     let mut tensors = Vec::new();
-    let mut rest = Vec::with_capacity(items.len());
-    for item in items {
-        match item {
-            Outcome::Ready {
-                tensor: Some(t),
-                line,
-                input,
-                id,
-                doc,
-            } => {
-                tensors.push(t);
-                rest.push(Outcome::Ready {
-                    line,
-                    input,
-                    id,
-                    doc,
-                    tensor: None,
-                });
-            }
-            other => {
-                // Keeps its place; has no image to encode.
-                tensors.push(Err(String::new()));
-                rest.push(other);
+    for (i, item) in items.iter_mut().enumerate() {
+        if let Outcome::Ready {
+            tensor: tensor @ Some(_),
+            ..
+        } = item
+        {
+            owners.push(i);
+            tensors.extend(tensor.take());
+        }
+    }
+    for (i, result) in owners.into_iter().zip(encoder.encode_prepared(tensors)) {
+        let Outcome::Ready {
+            line,
+            input,
+            id,
+            doc,
+            ..
+        } = &mut items[i]
+        else {
+            continue;
+        };
+        let set = result.and_then(|e| {
+            store
+                .index
+                .field()
+                .set(doc, &e.code)
+                .map_err(|e| e.to_string())
+        });
+        match set {
+            Ok(()) => report.images += 1,
+            Err(reason) => {
+                items[i] = Outcome::Refused(RecordError {
+                    line: *line,
+                    id: Some(id.clone()),
+                    input: input.clone(),
+                    reason,
+                })
             }
         }
     }
-    let mut encoded = encoder.encode_prepared(tensors).into_iter();
-    rest.into_iter()
-        .map(|item| {
-            let result = encoded.next().expect("one result per item");
-            match item {
-                Outcome::Ready {
-                    line,
-                    input,
-                    id,
-                    mut doc,
-                    ..
-                } if !input.is_empty() => {
-                    let set = result.and_then(|e| {
-                        report.images += 1;
-                        store
-                            .index
-                            .field()
-                            .set(&mut doc, &e.code)
-                            .map_err(|e| e.to_string())
-                    });
-                    match set {
-                        Ok(()) => Outcome::Ready {
-                            line,
-                            input,
-                            id,
-                            doc,
-                            tensor: None,
-                        },
-                        Err(reason) => Outcome::Refused(RecordError {
-                            line,
-                            id: Some(id),
-                            input,
-                            reason,
-                        }),
-                    }
-                }
-                other => other,
-            }
-        })
-        .collect()
+    items
 }
 
 /// The reading side of the pipeline.

@@ -88,12 +88,7 @@ pub async fn health(State(app): State<Arc<App>>) -> Json<Value> {
 pub async fn stats(State(app): State<Arc<App>>) -> Result<Json<Value>, ApiError> {
     blocking(move || {
         let searcher = app.store.index.reader().searcher();
-        let mut bytes = 0u64;
-        if let Ok(entries) = std::fs::read_dir(&app.store.dir) {
-            for e in entries.flatten() {
-                bytes += e.metadata().map(|m| m.len()).unwrap_or(0);
-            }
-        }
+        let bytes: u64 = app.store.bytes_by_extension()?.values().sum();
         Ok(Json(json!({
             "documents": searcher.num_docs(),
             "segments": searcher.segment_readers().len(),
@@ -261,31 +256,28 @@ fn run_search(app: &App, body: SearchBody, image: Option<Bytes>) -> Result<Value
         (None, None) => None,
     };
     let searcher = app.store.index.reader().searcher();
+    // An example id is resolved here once, so the response can echo its code.
+    let code = match (code, &body.like) {
+        (None, Some(id)) => Some(search::code_of(&app.store, &searcher, id)?),
+        (code, _) => code,
+    };
     let query = SearchQuery {
         code,
-        like: body.like,
+        like: None,
         text: body.text,
         filter: body.filter,
         k,
         radius: body.radius,
         mode: Some(mode),
     };
-    let query_code = match (&query.code, &query.like) {
-        (Some(c), _) => Some(*c),
-        (None, Some(id)) => Some(search::code_of(&app.store, &searcher, id)?),
-        _ => None,
-    };
     let hits = search::search(&app.store, &searcher, &query)?;
     let hits: Vec<Value> = hits
         .into_iter()
         .map(|mut h| {
-            let has_image = h.fields.remove(IMAGE_FIELD).is_some();
+            let had_image = h.fields.remove(IMAGE_FIELD).is_some();
             let mut v = serde_json::to_value(&h).expect("hits serialise");
-            if has_image {
-                if let Some(id) = h.id.as_str() {
-                    v["image_url"] = json!(format!("/documents/{}/image", url_escape(id)));
-                    v["thumbnail_url"] = json!(format!("/documents/{}/thumbnail", url_escape(id)));
-                }
+            if let Some(id) = h.id.as_str() {
+                add_image_urls(&mut v, id, had_image);
             }
             v
         })
@@ -293,11 +285,20 @@ fn run_search(app: &App, body: SearchBody, image: Option<Bytes>) -> Result<Value
     Ok(json!({
         "hits": hits,
         "query": {
-            "code": query_code.map(|c| c.to_hex()),
+            "code": code.map(|c| c.to_hex()),
             "bits": app.store.config.hash.bits,
             "attention": attention.map(|a| json!({"height": a.height, "width": a.width, "values": a.values})),
         },
     }))
+}
+
+/// The URLs that serve a document's image, which stand in for its stored
+/// path (the server's file layout stays private).
+fn add_image_urls(value: &mut Value, id: &str, had_image: bool) {
+    if had_image {
+        value["image_url"] = json!(format!("/documents/{}/image", url_escape(id)));
+        value["thumbnail_url"] = json!(format!("/documents/{}/thumbnail", url_escape(id)));
+    }
 }
 
 /// Percent-encodes an id for a URL path segment.
@@ -333,12 +334,9 @@ pub async fn document(
     blocking(move || {
         let (mut fields, code) = lookup(&app, &id)?;
         fields.remove(crate::index::config::ID_FIELD);
-        let has_image = fields.remove(IMAGE_FIELD).is_some();
+        let had_image = fields.remove(IMAGE_FIELD).is_some();
         let mut v = json!({"id": id, "fields": fields, "code": code.map(|c| c.to_hex())});
-        if has_image {
-            v["image_url"] = json!(format!("/documents/{}/image", url_escape(&id)));
-            v["thumbnail_url"] = json!(format!("/documents/{}/thumbnail", url_escape(&id)));
-        }
+        add_image_urls(&mut v, &id, had_image);
         Ok(Json(v))
     })
     .await
