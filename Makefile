@@ -12,7 +12,7 @@ DEMO_VENV := $(CACHE)/venv-demo
 PLUGIN_VENV := $(CACHE)/venv-plugin
 BIN := target/release/ash-search
 
-.PHONY: all build demo test lint bench fuzz-build clean plugin-test ort browser-test
+.PHONY: all build demo test lint bench fuzz-build clean plugin-test ort ort-old browser-test
 
 # ONNX Runtime's shared library, from the onnxruntime wheel on PyPI (the
 # binary reads it at run time; see src/encoder/runtime.rs for the search order).
@@ -20,12 +20,27 @@ ORT_VERSION := 1.31.1
 ORT_DIR := $(CACHE)/onnxruntime
 ORT_LIB := $(ORT_DIR)/libonnxruntime.so.$(ORT_VERSION)
 
+# ONNX Runtime 1.30.0, the oldest release accepted, for the test that
+# encodes with it (it once aborted on long command lines).
+ORT_OLD_VERSION := 1.30.0
+ORT_OLD_DIR := $(CACHE)/onnxruntime-$(ORT_OLD_VERSION)
+ORT_OLD_LIB := $(ORT_OLD_DIR)/libonnxruntime.so.$(ORT_OLD_VERSION)
+
 all: build
 
 build: $(ORT_LIB)
 	$(CARGO) build --release --locked
 
 ort: $(ORT_LIB)
+
+ort-old: $(ORT_OLD_LIB)
+
+$(ORT_OLD_LIB):
+	mkdir -p $(ORT_OLD_DIR)/wheel
+	$(PYTHON) -m pip download --quiet --disable-pip-version-check --no-deps --only-binary :all: \
+	  --python-version 3.11 --platform manylinux_2_28_x86_64 \
+	  onnxruntime==$(ORT_OLD_VERSION) -d $(ORT_OLD_DIR)/wheel
+	$(PYTHON) scripts/extract_ort.py $(ORT_OLD_DIR)/wheel $(ORT_OLD_DIR)
 
 $(ORT_LIB):
 	mkdir -p $(ORT_DIR)/wheel
@@ -47,7 +62,7 @@ lint:
 	$(CARGO) fmt --all --check
 	$(CARGO) clippy --locked --all-targets -- -D warnings
 
-test: lint plugin-test $(ORT_LIB)
+test: lint plugin-test $(ORT_LIB) $(ORT_OLD_LIB)
 	$(CARGO) test --locked --all-targets
 	$(CARGO) test --locked --doc
 	$(MAKE) browser-test

@@ -147,7 +147,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     config.hash.encoder = Some(EncoderRef::Dir(format!(
         "{ROOT}/plugin/models/ash-synfundus-48"
     )));
-    let mut store = Store::init(&tmp.join("index"), config)?;
+    let store = Store::init(&tmp.join("index"), config)?;
     let spread = Spread::Clustered {
         centres: 1000,
         flip: 0.06,
@@ -184,18 +184,17 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             sessions: 2,
             ..EncoderOptions::default()
         },
-        false,
     )?;
     store.index.reload()?;
-    let app = Arc::new(App {
+    let app = Arc::new(App::new(
         store,
-        encoder: Some(encoder),
-        config: ServeConfig {
+        Some(encoder),
+        ServeConfig {
             reload_ms: 200,
             ..ServeConfig::default()
         },
-        ingest_lock: tokio::sync::Mutex::new(()),
-    });
+    ));
+    let bearer = format!("Bearer {}", app.token);
     let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
     let base = format!("http://{}", listener.local_addr()?);
     listener.set_nonblocking(true)?;
@@ -283,6 +282,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 let mut r = agent
                     .post(format!("{base}/ingest"))
                     .header("content-type", "application/x-ndjson")
+                    .header("authorization", &bearer)
                     .send(body)
                     .unwrap();
                 let v: Value = serde_json::from_str(&r.body_mut().read_to_string().unwrap()).unwrap();

@@ -1,6 +1,7 @@
 //! ash-search: exact Hamming-space image retrieval for ophthalmology.
 //!
 //! - [`code`]: binary codes of 1..=256 bits and their Hamming distance;
+//! - [`fsio`]: atomic, durable writes of metadata files;
 //! - [`encoder`]: encoder plugins (ONNX through ONNX Runtime): images → codes;
 //! - [`index`]: the `binary_hash` field for tantivy and hybrid search;
 //! - [`ingest`]: records and images → the index, as a pipeline;
@@ -13,6 +14,7 @@
 
 pub mod code;
 pub mod encoder;
+pub mod fsio;
 pub mod index;
 pub mod ingest;
 pub mod mih;

@@ -14,6 +14,7 @@ use tantivy::{DocAddress, Searcher, TantivyDocument, Term};
 use crate::code::BinaryCode;
 use crate::index::config::ID_FIELD;
 use crate::index::hybrid::{self, Hit, Mode};
+use crate::index::query_text::{parse_bounded, QueryLimits, QueryTextError};
 use crate::index::IndexError;
 use crate::store::Store;
 
@@ -134,9 +135,12 @@ fn parse(
     fields: Vec<tantivy::schema::Field>,
     what: &str,
 ) -> Result<Box<dyn Query>, SearchError> {
-    QueryParser::for_index(store.index.index(), fields)
-        .parse_query(q)
-        .map_err(|e| SearchError::BadRequest(format!("{what} {q:?}: {e}")))
+    let parser = QueryParser::for_index(store.index.index(), fields);
+    parse_bounded(&parser, q, &QueryLimits::default()).map_err(|e| match e {
+        // A refused string is not echoed back: it may be 40 KB of brackets.
+        QueryTextError::Syntax(e) => SearchError::BadRequest(format!("{what} {q:?}: {e}")),
+        limit => SearchError::BadRequest(format!("{what}: {limit}")),
+    })
 }
 
 /// Where the live document with this id is.

@@ -6,6 +6,7 @@
 use std::collections::BTreeMap;
 use std::fs;
 use std::path::{Path, PathBuf};
+use std::sync::Mutex;
 
 use tantivy::schema::Field;
 
@@ -20,14 +21,22 @@ pub const CONFIG_FILE: &str = "ash-index.json";
 /// An opened index directory.
 pub struct Store {
     pub dir: PathBuf,
+    /// The configuration as read when the index was opened.
     pub config: IndexConfig,
     pub index: HashIndex,
     pub id_field: Field,
+    /// The pinned encoder; changes once, when an ingest pins one.
+    pin: Mutex<Option<EncoderPin>>,
 }
 
 impl Store {
     /// Creates an index in `dir` (created if missing; must hold no index).
     /// An encoder given as a directory is read and pinned now.
+    ///
+    /// `ash-index.json` is written last: it is what makes a directory an
+    /// index. A directory that has tantivy's files but no `ash-index.json`
+    /// is an `init` that was interrupted; when it holds no documents it is
+    /// made again, so `init` can always be redone.
     pub fn init(dir: &Path, mut config: IndexConfig) -> Result<Self, IndexError> {
         let schema = config.schema()?;
         if let Some(EncoderRef::Dir(plugin)) = &config.hash.encoder {
@@ -37,11 +46,14 @@ impl Store {
         }
         fs::create_dir_all(dir)
             .map_err(|e| IndexError::Invalid(format!("{}: {e}", dir.display())))?;
-        if dir.join(CONFIG_FILE).exists() || dir.join("meta.json").exists() {
+        if dir.join(CONFIG_FILE).exists() {
             return Err(IndexError::Invalid(format!(
                 "{}: an index already exists here",
                 dir.display()
             )));
+        }
+        if dir.join(TANTIVY_META).exists() {
+            clear_unfinished_init(dir)?;
         }
         let index = HashIndex::create_in_dir(dir, schema)?;
         write_config(dir, &config)?;
@@ -50,26 +62,23 @@ impl Store {
 
     /// Opens an index directory made by [`Store::init`].
     pub fn open(dir: &Path) -> Result<Self, IndexError> {
-        let path = dir.join(CONFIG_FILE);
-        let text = fs::read_to_string(&path).map_err(|e| {
-            IndexError::Invalid(format!(
-                "{}: not an ash-search index ({e}); create one with `ash-search init`",
-                dir.display()
-            ))
-        })?;
-        let config = IndexConfig::from_json(&text)
-            .map_err(|e| IndexError::Invalid(format!("{}: {e}", path.display())))?;
+        let config = read_config(dir)?;
         let index = HashIndex::open_in_dir(dir)?;
         Self::wrap(dir, config, index)
     }
 
     fn wrap(dir: &Path, config: IndexConfig, index: HashIndex) -> Result<Self, IndexError> {
         let id_field = index.schema().get_field(ID_FIELD)?;
+        let pin = match &config.hash.encoder {
+            Some(EncoderRef::Pinned(pin)) => Some(pin.clone()),
+            _ => None,
+        };
         Ok(Self {
             dir: dir.to_owned(),
             config,
             index,
             id_field,
+            pin: Mutex::new(pin),
         })
     }
 }
@@ -92,21 +101,18 @@ impl Store {
     }
 
     /// The encoder this index's codes come from, once pinned.
-    pub fn encoder_pin(&self) -> Option<&EncoderPin> {
-        match &self.config.hash.encoder {
-            Some(EncoderRef::Pinned(pin)) => Some(pin),
-            _ => None,
-        }
+    pub fn encoder_pin(&self) -> Option<EncoderPin> {
+        self.pin.lock().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
     /// Loads the encoder for this index: `explicit` or the pinned plugin
-    /// directory. Another encoder than the pinned one is refused; with
-    /// `pin`, an index without one records this one.
+    /// directory. Another encoder than the pinned one is refused. An index
+    /// without a pin records the encoder at its first ingest
+    /// ([`Store::pin_encoder`]), under the writer lock.
     pub fn open_encoder(
-        &mut self,
+        &self,
         explicit: Option<&Path>,
         options: &EncoderOptions,
-        pin: bool,
     ) -> Result<Encoder, IndexError> {
         let dir: PathBuf = match (explicit, &self.config.hash.encoder) {
             (Some(d), _) => d.to_owned(),
@@ -123,12 +129,7 @@ impl Store {
         // Refuse a mismatch before paying for ONNX Runtime.
         let plugin = read_plugin(&dir)?;
         self.check_encoder(&plugin.pin)?;
-        let encoder = Encoder::from_plugin(plugin, options)?;
-        if pin && self.encoder_pin().is_none() {
-            self.config.hash.encoder = Some(EncoderRef::Pinned(encoder.pin().clone()));
-            write_config(&self.dir, &self.config)?;
-        }
-        Ok(encoder)
+        Ok(Encoder::from_plugin(plugin, options)?)
     }
 
     /// Refuses an encoder whose codes this index cannot hold.
@@ -137,6 +138,30 @@ impl Store {
         if let Some(own) = self.encoder_pin() {
             own.check_same(pin)?;
         }
+        Ok(())
+    }
+
+    /// Records `pin` as the index's encoder unless one is pinned already
+    /// (then it must be the same). The caller holds the index writer, which
+    /// is tantivy's lock on the directory: the configuration is read again
+    /// from disk under it, so two ingests with different encoders cannot
+    /// both pin theirs, and the loser is refused before it writes a code.
+    pub fn pin_encoder(
+        &self,
+        pin: &EncoderPin,
+        _writer: &tantivy::IndexWriter,
+    ) -> Result<(), IndexError> {
+        let mut held = self.pin.lock().unwrap_or_else(|e| e.into_inner());
+        let mut on_disk = read_config(&self.dir)?;
+        check_bits(pin, on_disk.hash.bits)?;
+        if let Some(EncoderRef::Pinned(own)) = &on_disk.hash.encoder {
+            own.check_same(pin)?;
+            *held = Some(own.clone());
+            return Ok(());
+        }
+        on_disk.hash.encoder = Some(EncoderRef::Pinned(pin.clone()));
+        write_config(&self.dir, &on_disk)?;
+        *held = Some(pin.clone());
         Ok(())
     }
 }
@@ -153,11 +178,52 @@ fn check_bits(pin: &EncoderPin, bits: usize) -> Result<(), IndexError> {
     .into())
 }
 
-/// Writes `ash-index.json` atomically (a crash leaves the old or the new).
+/// Reads and checks `ash-index.json`.
+fn read_config(dir: &Path) -> Result<IndexConfig, IndexError> {
+    let path = dir.join(CONFIG_FILE);
+    let text = fs::read_to_string(&path).map_err(|e| {
+        IndexError::Invalid(format!(
+            "{}: not an ash-search index ({e}); create one with `ash-search init`",
+            dir.display()
+        ))
+    })?;
+    IndexConfig::from_json(&text)
+        .map_err(|e| IndexError::Invalid(format!("{}: {e}", path.display())))
+}
+
+/// Writes `ash-index.json` atomically and durably ([`crate::fsio`]).
 fn write_config(dir: &Path, config: &IndexConfig) -> Result<(), IndexError> {
     let text = serde_json::to_string_pretty(config).expect("config serialises");
-    let tmp = dir.join(format!("{CONFIG_FILE}.tmp"));
-    let io = |e: std::io::Error| IndexError::Invalid(format!("{}: {e}", dir.display()));
-    fs::write(&tmp, text).map_err(io)?;
-    fs::rename(&tmp, dir.join(CONFIG_FILE)).map_err(io)
+    crate::fsio::write_atomic(&dir.join(CONFIG_FILE), text.as_bytes())
+        .map_err(|e| IndexError::Invalid(format!("{}: {e}", dir.join(CONFIG_FILE).display())))
+}
+
+/// tantivy's index file, written when an index is created.
+const TANTIVY_META: &str = "meta.json";
+
+/// Removes what an interrupted `init` left (tantivy's files for an index
+/// that never got its `ash-index.json`), provided it holds no segment: a
+/// directory with documents in it is never touched.
+fn clear_unfinished_init(dir: &Path) -> Result<(), IndexError> {
+    let meta_path = dir.join(TANTIVY_META);
+    let invalid = |reason: String| IndexError::Invalid(format!("{}: {reason}", dir.display()));
+    let meta: serde_json::Value = fs::read(&meta_path)
+        .ok()
+        .and_then(|b| serde_json::from_slice(&b).ok())
+        .unwrap_or(serde_json::Value::Null);
+    let empty = meta["segments"].as_array().is_some_and(|s| s.is_empty());
+    if !empty {
+        return Err(invalid(format!(
+            "holds a tantivy index ({TANTIVY_META}) with documents but no {CONFIG_FILE}; \
+             it was not made by `ash-search init`, so it is left alone"
+        )));
+    }
+    for name in [TANTIVY_META, ".managed.json"] {
+        match fs::remove_file(dir.join(name)) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(invalid(format!("cannot redo an unfinished init: {e}"))),
+        }
+    }
+    Ok(())
 }

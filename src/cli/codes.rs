@@ -123,14 +123,14 @@ pub fn run(cmd: CodesCommand) -> Result<ExitCode, CliError> {
             table
                 .verify()
                 .map_err(|e| format!("{}: {e}", index.display()))?;
-            println!(
+            out!(
                 "{}: ok ({} codes of {} bits, {} substrings, {} bytes)",
                 index.display(),
                 table.len(),
                 table.bits(),
                 table.substrings().len(),
                 table.size_bytes()
-            );
+            )?;
             Ok(ExitCode::SUCCESS)
         }
         CodesCommand::Generate {
@@ -182,7 +182,7 @@ fn build(
         .map_err(|e| format!("{}: {e}", input.display()))?;
     let built = started.elapsed().as_secs_f64();
     write_atomic(&output, &bytes)?;
-    eprintln!(
+    say!(
         "codes={} bits={bits} bytes={} build_seconds={built:.3} codes_per_second={:.0}",
         codes.rows,
         bytes.len(),
@@ -224,7 +224,7 @@ fn search_cmd(args: SearchArgs, what: BatchQuery) -> Result<ExitCode, CliError> 
     let results = search_batch(&table, &queries, what, strategy, threads)?;
     let seconds = started.elapsed().as_secs_f64();
     print_results(&results, args.json)?;
-    eprintln!(
+    say!(
         "queries={} seconds={seconds:.6} per_query_us={:.3} threads={threads}",
         queries.len(),
         seconds * 1e6 / queries.len().max(1) as f64

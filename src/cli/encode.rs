@@ -32,7 +32,7 @@ pub fn run(args: EncodeArgs) -> Result<ExitCode, CliError> {
         "--encoder DIR is required (an encoder plugin, e.g. plugin/models/ash-synfundus-48)",
     )?;
     let encoder = Encoder::load(&dir, &args.encoder.options())?;
-    eprintln!("{}", encoder.describe());
+    say!("{}", encoder.describe());
     let started = Instant::now();
     let mut failed = 0usize;
     let bits = encoder.manifest().bits;
@@ -43,22 +43,22 @@ pub fn run(args: EncodeArgs) -> Result<ExitCode, CliError> {
     {
         let name = file.display().to_string();
         match (result, args.json) {
-            (Ok(e), true) => println!(
+            (Ok(e), true) => out!(
                 "{}",
                 serde_json::json!({"file": name, "code": e.code.to_hex(), "bits": bits})
-            ),
-            (Ok(e), false) => println!("{}  {name}", e.code.to_hex()),
+            )?,
+            (Ok(e), false) => out!("{}  {name}", e.code.to_hex())?,
             (Err(reason), json) => {
                 failed += 1;
                 if json {
-                    println!("{}", serde_json::json!({"file": name, "error": reason}));
+                    out!("{}", serde_json::json!({"file": name, "error": reason}))?;
                 }
-                eprintln!("{name}: {reason}");
+                say!("{name}: {reason}");
             }
         }
     }
     let secs = started.elapsed().as_secs_f64();
-    eprintln!(
+    say!(
         "encoded={} failed={failed} seconds={secs:.3} images_per_s={:.1} peak_rss_mib={:.0}",
         args.files.len() - failed,
         (args.files.len() - failed) as f64 / secs.max(1e-9),

@@ -54,14 +54,9 @@ impl EncoderArgs {
 
     /// The index's encoder (or `--encoder`), checked against its pin, with
     /// a log line saying which model runs where.
-    pub fn open(
-        &self,
-        store: &mut Store,
-        options: &EncoderOptions,
-        pin: bool,
-    ) -> Result<Encoder, IndexError> {
-        let encoder = store.open_encoder(self.encoder.as_deref(), options, pin)?;
-        eprintln!("{}", encoder.describe());
+    pub fn open(&self, store: &Store, options: &EncoderOptions) -> Result<Encoder, IndexError> {
+        let encoder = store.open_encoder(self.encoder.as_deref(), options)?;
+        say!("{}", encoder.describe());
         Ok(encoder)
     }
 }

@@ -119,29 +119,26 @@ pub fn init(args: InitArgs) -> Result<ExitCode, CliError> {
     }
     let store = Store::init(&args.index, config)?;
     if let Some(pin) = store.encoder_pin() {
-        println!("encoder: {}", pin.label());
+        out!("encoder: {}", pin.label())?;
     }
-    println!(
+    out!(
         "created {} ({} fields, {}-bit codes in field {:?})",
         args.index.display(),
         store.config.fields.len(),
         store.config.hash.bits,
         store.config.hash.name
-    );
+    )?;
     Ok(ExitCode::SUCCESS)
 }
 
 pub fn ingest(args: IngestArgs) -> Result<ExitCode, CliError> {
-    let mut store = Store::open(&args.index)?;
+    let store = Store::open(&args.index)?;
     // Images need the encoder; records with codes alone do not.
     let needs_encoder = args.images.is_some()
         || args.encoder.encoder.is_some()
         || args.records.as_deref().is_some_and(has_image_records);
     let encoder = if needs_encoder {
-        Some(
-            args.encoder
-                .open(&mut store, &args.encoder.options(), true)?,
-        )
+        Some(args.encoder.open(&store, &args.encoder.options())?)
     } else {
         None
     };
@@ -167,10 +164,11 @@ pub fn ingest(args: IngestArgs) -> Result<ExitCode, CliError> {
         batch: args.batch.max(1),
         skip_existing: args.skip_existing,
         progress: !args.quiet,
+        deadline: None,
     };
     let report = ingest::ingest(&store, source, encoder.as_ref(), &options, &mut write_error)?;
     sink.flush()?;
-    eprintln!(
+    say!(
         "indexed={} failed={} skipped={} images={} seconds={:.3} images_per_s={:.1} \
          decode_cpu_s={:.3} encode_s={:.3} index_s={:.3} wait_s={:.3} peak_rss_mib={:.0}",
         report.indexed,
@@ -207,12 +205,10 @@ fn has_image_records(path: &std::path::Path) -> bool {
 }
 
 pub fn search(args: SearchArgs) -> Result<ExitCode, CliError> {
-    let mut store = Store::open(&args.index)?;
+    let store = Store::open(&args.index)?;
     let image_code = match &args.image {
         Some(path) => {
-            let encoder = args
-                .encoder
-                .open(&mut store, &args.encoder.options(), false)?;
+            let encoder = args.encoder.open(&store, &args.encoder.options())?;
             let mut result = encoder.encode_files(std::slice::from_ref(path), 1);
             let encoded = result
                 .pop()
@@ -260,19 +256,22 @@ pub fn search(args: SearchArgs) -> Result<ExitCode, CliError> {
         .map(|h| serde_json::to_value(h).expect("hits serialise"))
         .collect();
     if args.json {
-        println!("{}", serde_json::json!({"hits": rows, "took_ms": took_ms}));
+        out!("{}", serde_json::json!({"hits": rows, "took_ms": took_ms}))?;
     } else {
-        print_table(&rows);
-        eprintln!("{} hits in {took_ms:.2} ms", rows.len());
+        print_table(&rows)?;
+        say!("{} hits in {took_ms:.2} ms", rows.len());
     }
     Ok(ExitCode::SUCCESS)
 }
 
-fn print_table(rows: &[serde_json::Value]) {
-    println!(
+fn print_table(rows: &[serde_json::Value]) -> std::io::Result<()> {
+    out!(
         "{:>4}  {:<14} {:>8} {:>7}  fields",
-        "rank", "id", "distance", "score"
-    );
+        "rank",
+        "id",
+        "distance",
+        "score"
+    )?;
     for (i, r) in rows.iter().enumerate() {
         let dist = r["distance"]
             .as_u64()
@@ -294,15 +293,16 @@ fn print_table(rows: &[serde_json::Value]) {
                     .collect()
             })
             .unwrap_or_default();
-        println!(
+        out!(
             "{:>4}  {:<14} {:>8} {:>7.4}  {}",
             i + 1,
             r["id"].as_str().unwrap_or("?"),
             dist,
             r["score"].as_f64().unwrap_or(0.0),
             fields.join("  ")
-        );
+        )?;
     }
+    Ok(())
 }
 
 pub fn info(index: PathBuf, json: bool) -> Result<ExitCode, CliError> {
@@ -328,11 +328,39 @@ pub fn info(index: PathBuf, json: bool) -> Result<ExitCode, CliError> {
         "bytes_by_extension": by_ext,
     });
     if json {
-        println!("{info}");
+        out!("{info}")?;
     } else {
         for (k, v) in info.as_object().expect("object") {
-            println!("{k:>20}: {v}");
+            out!("{k:>20}: {v}")?;
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+pub fn verify(index: PathBuf, json: bool) -> Result<ExitCode, CliError> {
+    // The index is opened without its reader: a damaged table must be
+    // reported here, not stop the command at open.
+    let checks = ash_search::index::verify_dir(&index)?;
+    let damaged = checks.iter().filter(|c| c.problem.is_some()).count();
+    let mut out = std::io::stdout().lock();
+    if json {
+        writeln!(
+            out,
+            "{}",
+            serde_json::json!({"segments": checks, "damaged": damaged})
+        )?;
+    } else {
+        for c in &checks {
+            match &c.problem {
+                None => writeln!(out, "segment {}: ok ({} docs)", c.segment, c.docs)?,
+                Some(p) => writeln!(out, "segment {}: DAMAGED: {p}", c.segment)?,
+            }
+        }
+        writeln!(out, "{} segments, {damaged} damaged", checks.len())?;
+    }
+    Ok(if damaged > 0 {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    })
 }

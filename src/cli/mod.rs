@@ -1,5 +1,22 @@
 //! Argument definitions and dispatch.
 
+/// `println!` that returns an error instead of panicking when stdout is
+/// closed (`ash-search encode … | head -1`); `main` ends quietly on it.
+macro_rules! out {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        writeln!(std::io::stdout().lock(), $($arg)*)
+    }};
+}
+
+/// `eprintln!` that never panics (a closed stderr is no reason to stop).
+macro_rules! say {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stderr().lock(), $($arg)*);
+    }};
+}
+
 mod codes;
 mod encode;
 mod encoder_args;
@@ -37,6 +54,13 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Check every segment's code table in full (checksums and structure);
+    /// exits 1 when any is damaged.
+    Verify {
+        index: std::path::PathBuf,
+        #[arg(long)]
+        json: bool,
+    },
     /// Build and search standalone code tables (.mih) from numpy .npy files.
     #[command(subcommand)]
     Codes(codes::CodesCommand),
@@ -44,6 +68,12 @@ enum Command {
 
 /// A CLI failure: what failed and why, printed as one line.
 pub type CliError = Box<dyn std::error::Error + Send + Sync>;
+
+/// Whether `e` is stdout closing under us: the reader had what it wanted.
+pub fn is_broken_pipe(e: &CliError) -> bool {
+    e.downcast_ref::<std::io::Error>()
+        .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+}
 
 pub fn run(cli: Cli) -> Result<ExitCode, CliError> {
     match cli.command {
@@ -54,6 +84,7 @@ pub fn run(cli: Cli) -> Result<ExitCode, CliError> {
         Command::Serve(args) => serve::run(args),
         Command::Search(args) => index_cmds::search(args),
         Command::Info { index, json } => index_cmds::info(index, json),
+        Command::Verify { index, json } => index_cmds::verify(index, json),
     }
 }
 

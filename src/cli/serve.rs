@@ -39,26 +39,17 @@ pub fn run(args: ServeArgs) -> Result<ExitCode, CliError> {
     }
     config.image_roots.extend(args.image_roots.iter().cloned());
     config.check()?;
-    let mut store = Store::open(&args.index)?;
+    let store = Store::open(&args.index)?;
     let has_encoder = args.encoder.encoder.is_some() || store.config.hash.encoder.is_some();
     let encoder = if has_encoder {
         let mut options = args.encoder.options();
         options.sessions = config.sessions;
-        options.limits.max_side = config.max_image_side;
-        Some(args.encoder.open(&mut store, &options, false)?)
+        Some(args.encoder.open(&store, &options)?)
     } else {
-        eprintln!("no encoder: searching by image is off (give --encoder DIR)");
+        say!("no encoder: searching by image is off (give --encoder DIR)");
         None
     };
-    if config.token.is_none() {
-        eprintln!("POST /ingest is open to local callers (no token; bound to loopback)");
-    }
-    let app = Arc::new(App {
-        store,
-        encoder,
-        config,
-        ingest_lock: tokio::sync::Mutex::new(()),
-    });
+    let app = Arc::new(App::new(store, encoder, config));
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;

@@ -125,6 +125,16 @@ pub struct PluginManifest {
     pub model_path: PathBuf,
 }
 
+/// The manifest schema's validator, compiled once per process.
+fn manifest_validator() -> &'static jsonschema::Validator {
+    static VALIDATOR: std::sync::OnceLock<jsonschema::Validator> = std::sync::OnceLock::new();
+    VALIDATOR.get_or_init(|| {
+        let schema: serde_json::Value =
+            serde_json::from_str(MANIFEST_SCHEMA).expect("bundled schema is JSON");
+        jsonschema::validator_for(&schema).expect("bundled schema is valid")
+    })
+}
+
 /// Reads and validates `dir/manifest.json` and checks `dir/model.onnx`
 /// against its recorded SHA-256. Needs no ONNX Runtime.
 pub fn read_plugin(dir: &Path) -> Result<PluginManifest, EncoderError> {
@@ -136,10 +146,7 @@ pub fn read_plugin(dir: &Path) -> Result<PluginManifest, EncoderError> {
     let bytes = fs::read(&path).map_err(|e| bad(format!("cannot read: {e}")))?;
     let value: serde_json::Value =
         serde_json::from_slice(&bytes).map_err(|e| bad(format!("not JSON: {e}")))?;
-    let schema: serde_json::Value =
-        serde_json::from_str(MANIFEST_SCHEMA).expect("bundled schema is JSON");
-    let validator = jsonschema::validator_for(&schema).expect("bundled schema is valid");
-    let problems: Vec<String> = validator
+    let problems: Vec<String> = manifest_validator()
         .iter_errors(&value)
         .map(|e| format!("{e} at {}", field_path(&e.instance_path().to_string())))
         .collect();
@@ -159,6 +166,21 @@ pub fn read_plugin(dir: &Path) -> Result<PluginManifest, EncoderError> {
         if len != 1 && len != channels {
             return Err(bad(format!(
                 "field {field}: {len} values for {channels} channel(s) (give 1 or {channels})"
+            )));
+        }
+    }
+    // JSON numbers beyond f32's range parse as infinities: refuse them here
+    // rather than let every image encode to NaN.
+    let numbers = [
+        ("input.scale", vec![manifest.input.scale]),
+        ("input.mean", manifest.input.mean.clone()),
+        ("input.std", manifest.input.std.clone()),
+        ("threshold", vec![manifest.threshold]),
+    ];
+    for (field, values) in numbers {
+        if let Some(v) = values.iter().find(|v| !v.is_finite()) {
+            return Err(bad(format!(
+                "field {field}: {v} is not a finite 32-bit number"
             )));
         }
     }

@@ -10,6 +10,7 @@
 //! one pooled session (`Session::run` needs `&mut`, so concurrent callers
 //! each take their own) and thresholds the `hash` output into codes.
 
+pub mod integrity;
 pub mod manifest;
 pub mod pool;
 pub mod preprocess;
@@ -86,6 +87,9 @@ pub struct AttentionMap {
 /// A loaded encoder plugin, ready to encode from any thread.
 pub struct Encoder {
     plugin: PluginManifest,
+    /// Most images one run takes: 1 for a model exported with a fixed batch
+    /// of one, else unbounded.
+    max_batch: usize,
     preprocessor: Preprocessor,
     pool: SessionPool,
     provider: Provider,
@@ -121,8 +125,9 @@ impl Encoder {
                 .map_err(model_err)?;
             sessions.push(session);
         }
-        check_model(&sessions[0], &plugin)?;
+        let max_batch = check_model(&sessions[0], &plugin)?;
         Ok(Self {
+            max_batch,
             preprocessor: Preprocessor::new(plugin.manifest.input.clone(), options.limits),
             pool: SessionPool::new(sessions),
             provider,
@@ -165,7 +170,8 @@ impl Encoder {
         )
     }
 
-    /// Runs `n` preprocessed images (concatenated tensors) in one batch.
+    /// Runs `n` preprocessed images (concatenated tensors), in as few runs
+    /// as the model's batch dimension allows.
     pub fn encode(&self, tensors: &[f32], n: usize) -> Result<Vec<Encoded>, EncoderError> {
         if n == 0 {
             return Ok(Vec::new());
@@ -177,6 +183,15 @@ impl Encoder {
                 tensors.len()
             )));
         }
+        let mut out = Vec::with_capacity(n);
+        for chunk in tensors.chunks(self.max_batch.saturating_mul(per).max(per)) {
+            out.extend(self.run(chunk, chunk.len() / per)?);
+        }
+        Ok(out)
+    }
+
+    /// One session run over `n` images.
+    fn run(&self, tensors: &[f32], n: usize) -> Result<Vec<Encoded>, EncoderError> {
         let m = self.manifest();
         let [h, w] = m.input.size;
         let shape = [n, m.input.channel_order.channels(), h as usize, w as usize];
@@ -199,25 +214,43 @@ impl Encoder {
                 )));
             }
             let attention = match &m.outputs.attention {
-                Some(name) => Some(
-                    outputs[name.as_str()]
+                Some(name) => {
+                    let (shape, values) = outputs[name.as_str()]
                         .try_extract_tensor::<f32>()
-                        .map_err(|e| EncoderError::Inference(format!("output {name}: {e}")))?,
-                ),
+                        .map_err(|e| EncoderError::Inference(format!("output {name}: {e}")))?;
+                    let dims: Vec<i64> = shape.iter().copied().collect();
+                    let fits = dims.len() == 4
+                        && dims[0] as usize == n
+                        && dims[1] == 1
+                        && dims[2] > 0
+                        && dims[3] > 0
+                        && values.len() == n * (dims[2] * dims[3]) as usize;
+                    if !fits {
+                        return Err(EncoderError::Inference(format!(
+                            "output {name} has shape {dims:?}, expected [{n}, 1, h, w]"
+                        )));
+                    }
+                    Some(((dims[2] as usize, dims[3] as usize), values))
+                }
                 None => None,
             };
             let mut out = Vec::with_capacity(n);
             for (i, row) in hash.chunks_exact(m.bits).enumerate() {
+                if let Some(bad) = row.iter().find(|v| !v.is_finite()) {
+                    return Err(EncoderError::Inference(format!(
+                        "the model's output {} holds {bad} for image {} of the batch; a code \
+                         cannot be read from it",
+                        m.outputs.hash,
+                        i + 1
+                    )));
+                }
                 let bools: Vec<bool> = row.iter().map(|&v| v >= m.threshold).collect();
                 let code = BinaryCode::from_bools(&bools)
                     .map_err(|e| EncoderError::Inference(e.to_string()))?;
-                let attention = attention.map(|(shape, values)| {
-                    let (ah, aw) = (shape[2] as usize, shape[3] as usize);
-                    AttentionMap {
-                        height: ah,
-                        width: aw,
-                        values: values[i * ah * aw..(i + 1) * ah * aw].to_vec(),
-                    }
+                let attention = attention.map(|((ah, aw), values)| AttentionMap {
+                    height: ah,
+                    width: aw,
+                    values: values[i * ah * aw..(i + 1) * ah * aw].to_vec(),
                 });
                 out.push(Encoded {
                     code,
@@ -252,6 +285,16 @@ impl Encoder {
         let flat: Vec<f32> = ok.iter().flat_map(|t| t.iter().copied()).collect();
         let mut encoded = match self.encode(&flat, ok.len()) {
             Ok(e) => e.into_iter().map(Ok).collect::<Vec<_>>(),
+            // One bad image (NaN outputs, say) must not sink the batch:
+            // run each alone, so only those that fail alone fail.
+            Err(_) if ok.len() > 1 => ok
+                .iter()
+                .map(|t| {
+                    self.encode(t, 1)
+                        .map_err(|e| e.to_string())
+                        .and_then(|mut e| e.pop().ok_or_else(|| "no output".to_string()))
+                })
+                .collect(),
             Err(e) => vec![Err(e.to_string()); ok.len()],
         }
         .into_iter();
@@ -288,8 +331,9 @@ fn open_session(
         .map_err(|e| format!("ONNX Runtime cannot load the model: {e}"))
 }
 
-/// Checks the model's declared inputs and outputs against the manifest.
-fn check_model(session: &Session, plugin: &PluginManifest) -> Result<(), EncoderError> {
+/// Checks the model's declared inputs and outputs against the manifest;
+/// returns the most images one run may take (the model's batch dimension).
+fn check_model(session: &Session, plugin: &PluginManifest) -> Result<usize, EncoderError> {
     let m = &plugin.manifest;
     let fail = |field: &str, reason: String| EncoderError::Model {
         path: plugin.model_path.clone(),
@@ -371,6 +415,20 @@ fn check_model(session: &Session, plugin: &PluginManifest) -> Result<(), Encoder
             ),
         ));
     }
+    let max_batch = match shape_batch(&plugin.manifest, session) {
+        b if b <= 0 => usize::MAX,
+        1 => 1,
+        b => {
+            return Err(fail(
+                "input.size",
+                format!(
+                    "the model's input {:?} has a fixed batch of {b}; export it with a dynamic \
+                     batch dimension (or a batch of 1)",
+                    m.input.name
+                ),
+            ))
+        }
+    };
     if let Some(name) = &m.outputs.attention {
         let att = output("outputs.attention", name)?;
         let shape = tensor_shape(att.dtype())
@@ -382,7 +440,18 @@ fn check_model(session: &Session, plugin: &PluginManifest) -> Result<(), Encoder
             ));
         }
     }
-    Ok(())
+    Ok(max_batch)
+}
+
+/// The input's declared batch dimension (negative when dynamic).
+fn shape_batch(m: &Manifest, session: &Session) -> i64 {
+    session
+        .inputs()
+        .iter()
+        .find(|o| o.name() == m.input.name)
+        .and_then(|o| tensor_shape(o.dtype()))
+        .and_then(|s| s.first().copied())
+        .unwrap_or(-1)
 }
 
 /// The dims of a float32 tensor type (-1 where dynamic).

@@ -65,6 +65,15 @@ impl Preprocessor {
         self.limits
     }
 
+    /// The same preprocessing under other limits (the server's uploads
+    /// take smaller images than an ingest).
+    pub fn with_limits(&self, limits: ImageLimits) -> Self {
+        Self {
+            spec: self.spec.clone(),
+            limits,
+        }
+    }
+
     /// Reads, decodes and converts one file.
     pub fn load(&self, path: &Path) -> Result<Vec<f32>, String> {
         let len = std::fs::metadata(path)
@@ -80,10 +89,13 @@ impl Preprocessor {
         self.tensor(&bytes)
     }
 
-    /// Decodes and converts an image held in memory.
+    /// Decodes and converts an image held in memory. A panic inside a
+    /// decoder or the resizer becomes this image's error, never the caller's.
     pub fn tensor(&self, bytes: &[u8]) -> Result<Vec<f32>, String> {
-        let image = decode(bytes, &self.limits)?;
-        Ok(self.normalise(&self.resize(&image)?))
+        guarded(|| {
+            let image = decode(bytes, &self.limits)?;
+            Ok(self.normalise(&self.resize(&image)?))
+        })
     }
 
     /// The image at the model's size and channel count, 8 bits a sample.
@@ -135,8 +147,29 @@ impl Preprocessor {
     }
 }
 
+/// Runs `f`, turning a panic into an error naming the decoder's failure.
+fn guarded<T>(f: impl FnOnce() -> Result<T, String>) -> Result<T, String> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)).unwrap_or_else(|payload| {
+        let why = payload
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| payload.downcast_ref::<String>().cloned())
+            .unwrap_or_default();
+        Err(format!("the image decoder failed on this file: {why}"))
+    })
+}
+
 /// Decodes an image with its EXIF orientation applied, within `limits`.
+/// The file's structure is checked first ([`integrity`]), so a truncated
+/// or damaged JPEG or PNG is refused rather than decoded in part; a panic
+/// inside a decoder is this file's error.
+///
+/// [`integrity`]: super::integrity
 pub fn decode(bytes: &[u8], limits: &ImageLimits) -> Result<DynamicImage, String> {
+    guarded(|| decode_checked(bytes, limits))
+}
+
+fn decode_checked(bytes: &[u8], limits: &ImageLimits) -> Result<DynamicImage, String> {
     if bytes.is_empty() {
         return Err("empty file (0 bytes)".into());
     }
@@ -148,6 +181,7 @@ pub fn decode(bytes: &[u8], limits: &ImageLimits) -> Result<DynamicImage, String
             "unsupported or unrecognised image format (PNG, JPEG, TIFF and BMP are read)".into(),
         );
     };
+    super::integrity::check(format, bytes)?;
     let mut decoder_limits = Limits::default();
     decoder_limits.max_image_width = Some(limits.max_side);
     decoder_limits.max_image_height = Some(limits.max_side);

@@ -21,10 +21,17 @@ use super::EncoderError;
 /// The ONNX Runtime release ash-search is built and tested against.
 pub const ORT_VERSION: &str = "1.31.1";
 
+/// The oldest ONNX Runtime accepted: `ort` is built against C API 30.
+pub const MIN_VERSION: (u32, u32) = (1, 30);
+
+/// The first ONNX Runtime not accepted (a new major version may change
+/// the C API).
+pub const END_VERSION: (u32, u32) = (2, 0);
+
 /// The library file name in the PyPI wheel and in `.cache/onnxruntime/`.
 pub const ORT_LIB_NAME: &str = "libonnxruntime.so.1.31.1";
 
-/// What a user runs when no library is found.
+/// What a user runs when no library is found, or the one found will not do.
 pub const INSTALL_HINT: &str = "install it with `make ort` in the ash-search checkout \
     (fetches onnxruntime==1.31.1 from PyPI into .cache/onnxruntime/), or \
     `pip install onnxruntime==1.31.1`, or point ORT_DYLIB_PATH at libonnxruntime.so";
@@ -154,6 +161,8 @@ fn python_onnxruntime() -> Option<PathBuf> {
 /// process, as ONNX Runtime requires.
 pub struct Runtime {
     pub located: Located,
+    /// The version the library reports.
+    pub version: String,
     pub environment: Environment,
     pub cuda_available: bool,
 }
@@ -163,9 +172,83 @@ static RUNTIME: OnceLock<Result<Runtime, String>> = OnceLock::new();
 /// Loads ONNX Runtime on first use; later calls return the same one.
 pub fn runtime() -> Result<&'static Runtime, EncoderError> {
     RUNTIME
-        .get_or_init(|| load().map_err(|e| e.to_string()))
+        .get_or_init(|| load_on_own_stack().map_err(|e| e.to_string()))
         .as_ref()
         .map_err(|e| EncoderError::Runtime(e.clone()))
+}
+
+/// Loads ONNX Runtime on a thread of its own, with a stack sized for the
+/// process's command line.
+///
+/// ONNX Runtime 1.30 reads `/proc/self/cmdline` while it creates its
+/// environment and walks it recursively, about 64 bytes of stack for each
+/// byte of the command line: `ash-search encode` with a few thousand file
+/// names (150 KB of arguments) overflowed the main thread's 8 MiB stack,
+/// which aborts the process. The environment is made once per process, so
+/// giving that one call a stack of its own (256 bytes per byte of command
+/// line, plus 16 MiB; only what is touched is ever committed) removes the
+/// cause for every caller, CLI or server thread alike.
+fn load_on_own_stack() -> Result<Runtime, EncoderError> {
+    let cmdline = std::fs::metadata("/proc/self/cmdline")
+        .ok()
+        .and_then(|_| std::fs::read("/proc/self/cmdline").ok())
+        .map_or(0, |c| c.len());
+    let stack = (16 << 20) + cmdline.saturating_mul(256);
+    std::thread::Builder::new()
+        .name("ort-load".into())
+        .stack_size(stack)
+        .spawn(load)
+        .map_err(|e| EncoderError::Runtime(format!("cannot start the loading thread: {e}")))?
+        .join()
+        .map_err(|_| EncoderError::Runtime("loading ONNX Runtime panicked".into()))?
+}
+
+/// The version a library reports (`OrtGetApiBase()->GetVersionString()`),
+/// read before `ort` takes the library, so that an unsupported one is
+/// refused with a clear message rather than misbehaving later.
+fn library_version(path: &Path) -> Result<String, String> {
+    // SAFETY: loading the library runs its initialisers, as `ort` loading it
+    // next does anyway; `OrtGetApiBase` has this signature in every ONNX
+    // Runtime release, returns a pointer to a static struct, and
+    // `GetVersionString` returns a static NUL-terminated string. The
+    // library stays loaded for the life of the process (`ort` keeps it too).
+    unsafe {
+        let lib = libloading::Library::new(path).map_err(|e| e.to_string())?;
+        let get: libloading::Symbol<unsafe extern "C" fn() -> *const ort::sys::OrtApiBase> =
+            lib.get(b"OrtGetApiBase\0").map_err(|_| {
+                "the library does not export OrtGetApiBase: not ONNX Runtime".to_string()
+            })?;
+        let base = get();
+        if base.is_null() {
+            return Err("OrtGetApiBase returned nothing".into());
+        }
+        let version = ((*base).GetVersionString)();
+        if version.is_null() {
+            return Err("GetVersionString returned nothing".into());
+        }
+        let version = std::ffi::CStr::from_ptr(version)
+            .to_str()
+            .map_err(|_| "the version string is not UTF-8".to_string())?
+            .to_string();
+        std::mem::forget(lib);
+        Ok(version)
+    }
+}
+
+/// Refuses a version outside [`MIN_VERSION`, `END_VERSION`).
+pub fn check_version(version: &str) -> Result<(), String> {
+    let mut parts = version.split('.').map(|p| p.parse::<u32>());
+    let (Some(Ok(major)), Some(Ok(minor))) = (parts.next(), parts.next()) else {
+        return Err(format!("cannot read the version {version:?}"));
+    };
+    if (major, minor) < MIN_VERSION || (major, minor) >= END_VERSION {
+        return Err(format!(
+            "ONNX Runtime {version} is not supported (supported: {}.{} up to, not \
+             including, {}.{}; tested: 1.30.0 and {ORT_VERSION})",
+            MIN_VERSION.0, MIN_VERSION.1, END_VERSION.0, END_VERSION.1
+        ));
+    }
+    Ok(())
 }
 
 fn load() -> Result<Runtime, EncoderError> {
@@ -177,6 +260,8 @@ fn load() -> Result<Runtime, EncoderError> {
             located.source
         ))
     };
+    let version = library_version(&located.path).map_err(|e| fail(&e))?;
+    check_version(&version).map_err(|e| fail(&e))?;
     let builder = ort::init_from(&located.path).map_err(|e| fail(&e))?;
     let environment = builder
         .with_name("ash-search")
@@ -186,6 +271,7 @@ fn load() -> Result<Runtime, EncoderError> {
     let cuda_available = ep::CUDA::is_available().map_err(|e| fail(&e))?;
     Ok(Runtime {
         located,
+        version,
         environment,
         cuda_available,
     })
@@ -241,6 +327,21 @@ mod tests {
         assert_eq!((got.path, got.source), (b, "make ort"));
         let got = locate_from(None, &[], || Some(a.clone())).unwrap();
         assert_eq!(got.source, "python onnxruntime");
+    }
+
+    #[test]
+    fn versions_outside_the_range_are_refused_with_it() {
+        check_version("1.30.0").unwrap();
+        check_version("1.31.1").unwrap();
+        check_version("1.42.0").unwrap();
+        for bad in ["1.29.1", "1.16.0", "2.0.0", "garbage", ""] {
+            let e = check_version(bad).unwrap_err();
+            assert!(
+                e.contains("not supported") || e.contains("cannot read"),
+                "{bad}: {e}"
+            );
+        }
+        assert!(check_version("1.29.1").unwrap_err().contains("1.30"));
     }
 
     #[test]

@@ -26,6 +26,7 @@ pub mod hamming_query;
 pub mod hybrid;
 pub mod knn;
 pub mod plugin;
+pub mod query_text;
 pub mod segment;
 
 use std::path::Path;
@@ -139,6 +140,53 @@ impl HashField {
     }
 }
 
+/// What [`HashIndex::verify`] found in one segment.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct SegmentCheck {
+    pub segment: String,
+    pub docs: u32,
+    /// `None` when the segment's code table is whole.
+    pub problem: Option<String>,
+}
+
+/// Checks the index in `path` without opening a reader over it (a reader
+/// refuses to open over a damaged table; this reports it instead).
+pub fn verify_dir(path: &Path) -> Result<Vec<SegmentCheck>, IndexError> {
+    let mut index = Index::open_in_dir(path)?;
+    let field = find_hash_field(&index.schema()).map_err(IndexError::Invalid)?;
+    index.register_plugin(Arc::new(BinaryHashPlugin::new(field.clone())));
+    verify_segments(&index, &field)
+}
+
+/// Checks every segment's code table in full: the body checksum and every
+/// bucket, besides the header checks of opening. Segments are opened afresh
+/// (not from a cache), so damage done after they were first opened is
+/// found too.
+pub fn verify_segments(index: &Index, field: &HashField) -> Result<Vec<SegmentCheck>, IndexError> {
+    let mut out = Vec::new();
+    for segment in index.searchable_segments()? {
+        let id = segment.id().uuid_string();
+        let docs = segment.meta().max_doc();
+        let problem = match SegmentReader::open(&segment) {
+            Err(e) => Some(e.to_string()),
+            Ok(reader) => match SegmentCodes::open(&reader, field) {
+                Err(e) => Some(e.to_string()),
+                Ok(codes) => codes
+                    .table
+                    .verify()
+                    .err()
+                    .map(|e| format!("segment {id}: code table: {e}")),
+            },
+        };
+        out.push(SegmentCheck {
+            segment: id,
+            docs,
+            problem,
+        });
+    }
+    Ok(out)
+}
+
 /// A tantivy index with a `binary_hash` field and its plugin registered.
 pub struct HashIndex {
     index: Index,
@@ -242,6 +290,11 @@ impl HashIndex {
     /// A radius query over the hash field.
     pub fn hamming_query(&self, code: BinaryCode, radius: u32) -> Result<HammingQuery, IndexError> {
         HammingQuery::new(self.cache.clone(), self.field.clone(), code, radius)
+    }
+
+    /// Checks every segment's code table in full ([`verify_segments`]).
+    pub fn verify(&self) -> Result<Vec<SegmentCheck>, IndexError> {
+        verify_segments(&self.index, &self.field)
     }
 
     /// The shared segment cache (for queries built by hand).

@@ -17,7 +17,7 @@ pub mod records;
 pub mod sources;
 
 use std::collections::HashSet;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::mpsc::sync_channel;
 use std::time::{Duration, Instant};
 
@@ -47,13 +47,39 @@ pub struct RecordError {
 }
 
 /// Where records come from.
-#[derive(Debug, Clone, Copy)]
 pub enum Source<'a> {
     Jsonl(&'a Path),
+    /// JSONL from any stream (a request body): `input` names it in error
+    /// records, relative `image` paths are taken from `base`.
+    Reader {
+        reader: Box<dyn std::io::BufRead + Send + 'a>,
+        input: String,
+        base: PathBuf,
+    },
     Images {
         dir: &'a Path,
         metadata: Option<&'a Path>,
     },
+}
+
+/// Why an ingest stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum IngestError {
+    #[error(transparent)]
+    Index(#[from] IndexError),
+    /// The deadline passed before the final commit: nothing since the last
+    /// commit was indexed (with `commit_every` at its maximum, nothing).
+    #[error("the ingest ran past its deadline and was rolled back; nothing after the last commit was indexed")]
+    DeadlineExceeded,
+    /// The record reader failed (a bug): nothing since the last commit was indexed.
+    #[error("the record reader failed ({0}); nothing after the last commit was indexed")]
+    ReaderFailed(String),
+}
+
+impl From<tantivy::TantivyError> for IngestError {
+    fn from(e: tantivy::TantivyError) -> Self {
+        IngestError::Index(e.into())
+    }
 }
 
 /// How an ingest runs.
@@ -66,6 +92,9 @@ pub struct IngestOptions {
     pub skip_existing: bool,
     /// Draw a progress bar on stderr (when it is a terminal).
     pub progress: bool,
+    /// Give up, rolling back to the last commit, when this passes before
+    /// the final commit starts. Once the final commit starts, it finishes.
+    pub deadline: Option<Instant>,
 }
 
 impl Default for IngestOptions {
@@ -75,6 +104,7 @@ impl Default for IngestOptions {
             batch: 32,
             skip_existing: false,
             progress: false,
+            deadline: None,
         }
     }
 }
@@ -117,19 +147,25 @@ struct Batch {
     decode: Duration,
 }
 
-/// Indexes the records of `source`; images are encoded with `encoder`.
+/// Indexes the records of `source`; images are encoded with `encoder`,
+/// which the index pins if it has no encoder yet.
 pub fn ingest(
     store: &Store,
     source: Source<'_>,
     encoder: Option<&Encoder>,
     options: &IngestOptions,
     on_error: &mut dyn FnMut(RecordError),
-) -> Result<IngestReport, IndexError> {
+) -> Result<IngestReport, IngestError> {
     let started = Instant::now();
     let mut report = IngestReport::default();
     let parser = RecordParser::new(store)?;
-    let (records, total): (Box<dyn Iterator<Item = RawRecord> + Send>, u64) = match source {
+    let (records, total): (Box<dyn Iterator<Item = RawRecord> + Send + '_>, u64) = match source {
         Source::Jsonl(path) => (Box::new(sources::jsonl(path)?), sources::count_lines(path)),
+        Source::Reader {
+            reader,
+            input,
+            base,
+        } => (Box::new(sources::jsonl_reader(reader, input, base)), 0),
         Source::Images { dir, metadata } => {
             let (records, orphans) = sources::image_folder(dir, metadata, &store.config)?;
             for (line, reason) in orphans {
@@ -154,6 +190,10 @@ pub fn ingest(
         None
     };
     let mut writer = store.index.writer(200_000_000)?;
+    if let Some(encoder) = encoder {
+        store.pin_encoder(encoder.pin(), &writer)?;
+    }
+    let expired = || options.deadline.is_some_and(|d| Instant::now() >= d);
     let bar = progress_bar(total, options.progress);
     let producer = Producer {
         parser: &parser,
@@ -163,45 +203,71 @@ pub fn ingest(
         batch: options.batch.max(1),
     };
     let mut pending = 0usize;
-    let decode = std::thread::scope(|scope| -> Result<Duration, IndexError> {
+    let decode = std::thread::scope(|scope| -> Result<Duration, IngestError> {
         let (tx, rx) = sync_channel::<Batch>(2);
         let handle = scope.spawn(move || producer.run(records, tx));
         let mut waited = Instant::now();
         let mut decode = Duration::ZERO;
-        for batch in rx {
-            report.wait_seconds += waited.elapsed().as_secs_f64();
-            decode += batch.decode;
-            let n = batch.items.len() as u64;
-            let t = Instant::now();
-            let items = encode_batch(store, encoder, batch.items, &mut report);
-            report.encode_seconds += t.elapsed().as_secs_f64();
-            let t = Instant::now();
-            for item in items {
-                match item {
-                    Outcome::Ready { id, doc, .. } => {
-                        writer.delete_term(Term::from_field_text(store.id_field, &id));
-                        writer.add_document(doc)?;
-                        report.indexed += 1;
-                        pending += 1;
-                        if pending >= options.commit_every {
-                            writer.commit()?;
-                            pending = 0;
-                        }
-                    }
-                    Outcome::Refused(e) => {
-                        report.failed += 1;
-                        on_error(e);
-                    }
-                    Outcome::Skipped => report.skipped += 1,
+        let consume = || -> Result<(), IngestError> {
+            for batch in rx {
+                if expired() {
+                    return Err(IngestError::DeadlineExceeded);
                 }
+                report.wait_seconds += waited.elapsed().as_secs_f64();
+                decode += batch.decode;
+                let n = batch.items.len() as u64;
+                let t = Instant::now();
+                let items = encode_batch(store, encoder, batch.items, &mut report);
+                report.encode_seconds += t.elapsed().as_secs_f64();
+                let t = Instant::now();
+                for item in items {
+                    match item {
+                        Outcome::Ready { id, doc, .. } => {
+                            writer.delete_term(Term::from_field_text(store.id_field, &id));
+                            writer.add_document(doc)?;
+                            report.indexed += 1;
+                            pending += 1;
+                            if pending >= options.commit_every {
+                                writer.commit()?;
+                                pending = 0;
+                            }
+                        }
+                        Outcome::Refused(e) => {
+                            report.failed += 1;
+                            on_error(e);
+                        }
+                        Outcome::Skipped => report.skipped += 1,
+                    }
+                }
+                report.index_seconds += t.elapsed().as_secs_f64();
+                bar.inc(n);
+                waited = Instant::now();
             }
-            report.index_seconds += t.elapsed().as_secs_f64();
-            bar.inc(n);
-            waited = Instant::now();
-        }
-        handle.join().expect("the producer does not panic");
+            Ok(())
+        };
+        // On an early return the receiver is dropped, so the producer stops
+        // at its next send; it is joined either way.
+        let consumed = consume();
+        let joined = handle
+            .join()
+            .map_err(|p| IngestError::ReaderFailed(panic_message(p.as_ref())));
+        consumed?;
+        joined?;
         Ok(decode)
-    })?;
+    });
+    let decode = match decode {
+        Ok(d) => d,
+        Err(e) => {
+            // Uncommitted documents are dropped with the writer; say so
+            // explicitly rather than leave it to drop order.
+            let _ = writer.rollback();
+            return Err(e);
+        }
+    };
+    if expired() {
+        let _ = writer.rollback();
+        return Err(IngestError::DeadlineExceeded);
+    }
     let t = Instant::now();
     writer.commit()?;
     writer.wait_merging_threads()?;
@@ -407,6 +473,15 @@ fn has_alive(searcher: &Searcher, term: &Term) -> bool {
         }
         false
     })
+}
+
+/// The text of a panic payload, for a message.
+pub(crate) fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
+    payload
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| payload.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "panic".to_string())
 }
 
 fn progress_bar(total: u64, show: bool) -> ProgressBar {

@@ -15,6 +15,16 @@ use crate::store::Store;
 /// The JSON Schema of a record.
 pub const RECORD_SCHEMA: &str = include_str!("../../schemas/record.schema.json");
 
+/// Longest id, in characters (also `maxLength` in the record schema). Ids
+/// are tantivy terms, which are dropped silently beyond 65,530 bytes, so
+/// without a limit a long id would be neither replaced nor skipped.
+pub const MAX_ID_CHARS: usize = 1024;
+
+/// Longest keyword value, in bytes: tantivy indexes terms up to 65,530
+/// bytes and drops longer ones without a word, which would leave the
+/// value stored but never found by a filter.
+pub const MAX_KEYWORD_BYTES: usize = 65_530;
+
 /// A refused record: its id when known, and why.
 pub type Refusal = (Option<String>, String);
 
@@ -60,6 +70,16 @@ impl RecordParser {
             .get(ID_FIELD)
             .and_then(|v| v.as_str())
             .map(str::to_string);
+        if let Some(long) = id.as_deref().filter(|i| i.chars().count() > MAX_ID_CHARS) {
+            let shown: String = long.chars().take(64).chain("…".chars()).collect();
+            return Err((
+                Some(shown),
+                format!(
+                    "id of {} characters is over the limit of {MAX_ID_CHARS}",
+                    long.chars().count()
+                ),
+            ));
+        }
         let problems: Vec<String> = self
             .validator
             .iter_errors(&value)
@@ -74,8 +94,9 @@ impl RecordParser {
                 ),
             ));
         }
-        let obj = value.as_object().expect("the schema requires an object");
-        let id = id.expect("the schema requires a string id");
+        let (Some(obj), Some(id)) = (value.as_object(), id) else {
+            return Err((None, "a record is a JSON object with a string id".into()));
+        };
         let fail = |reason: String| (Some(id.clone()), reason);
         let mut doc = TantivyDocument::new();
         let mut image = None;
@@ -128,8 +149,16 @@ fn add_value(
 ) -> Result<(), String> {
     let wrong = |want: &str| format!("expected {want}, got {v}");
     match kind {
-        FieldKind::Text | FieldKind::Keyword => {
-            doc.add_text(field, v.as_str().ok_or_else(|| wrong("a string"))?)
+        FieldKind::Text => doc.add_text(field, v.as_str().ok_or_else(|| wrong("a string"))?),
+        FieldKind::Keyword => {
+            let s = v.as_str().ok_or_else(|| wrong("a string"))?;
+            if s.len() > MAX_KEYWORD_BYTES {
+                return Err(format!(
+                    "a keyword of {} bytes is over the limit of {MAX_KEYWORD_BYTES} bytes",
+                    s.len()
+                ));
+            }
+            doc.add_text(field, s)
         }
         FieldKind::Integer => doc.add_i64(field, v.as_i64().ok_or_else(|| wrong("an integer"))?),
         FieldKind::Float => doc.add_f64(field, v.as_f64().ok_or_else(|| wrong("a number"))?),

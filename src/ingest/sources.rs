@@ -5,7 +5,7 @@
 
 use std::collections::HashMap;
 use std::fs::File;
-use std::io::{BufRead, BufReader};
+use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
 
 use serde_json::{Map, Value};
@@ -28,28 +28,112 @@ pub struct RawRecord {
 /// File extensions read from an image folder.
 pub const IMAGE_EXTENSIONS: &[&str] = &["png", "jpg", "jpeg", "tif", "tiff", "bmp"];
 
+/// Longest JSONL line read; a longer one is refused as a record (and
+/// skipped to its end), so one endless line cannot exhaust memory.
+pub const MAX_LINE_BYTES: usize = 4 << 20;
+
 /// The records of a JSONL file, one line at a time.
-pub fn jsonl(path: &Path) -> Result<impl Iterator<Item = RawRecord>, IndexError> {
+pub fn jsonl(path: &Path) -> Result<impl Iterator<Item = RawRecord> + Send, IndexError> {
     let file =
         File::open(path).map_err(|e| IndexError::Invalid(format!("{}: {e}", path.display())))?;
     let base = path.parent().map(Path::to_owned).unwrap_or_default();
-    let input = path.display().to_string();
-    Ok(BufReader::new(file)
-        .lines()
-        .enumerate()
-        .filter_map(move |(i, line)| {
-            let value = match line {
-                Ok(l) if l.trim().is_empty() => return None,
-                Ok(l) => serde_json::from_str(&l).map_err(|e| format!("not a JSON object: {e}")),
-                Err(e) => Err(format!("cannot read this line: {e}")),
-            };
-            Some(RawRecord {
-                line: i + 1,
-                input: input.clone(),
-                base: base.clone(),
-                value,
-            })
-        }))
+    Ok(jsonl_reader(
+        BufReader::new(file),
+        path.display().to_string(),
+        base,
+    ))
+}
+
+/// The records of any JSONL stream (a request body, a pipe); `input` names
+/// it in error records and relative `image` paths are taken from `base`.
+pub fn jsonl_reader<R: BufRead + Send>(
+    reader: R,
+    input: String,
+    base: PathBuf,
+) -> impl Iterator<Item = RawRecord> + Send {
+    BoundedLines {
+        reader,
+        line: 0,
+        done: false,
+    }
+    .filter_map(move |(line, text)| {
+        let value = match text {
+            Ok(l) if l.trim().is_empty() => return None,
+            Ok(l) => serde_json::from_str(&l).map_err(|e| format!("not a JSON object: {e}")),
+            Err(e) => Err(e),
+        };
+        Some(RawRecord {
+            line,
+            input: input.clone(),
+            base: base.clone(),
+            value,
+        })
+    })
+}
+
+/// Lines of at most [`MAX_LINE_BYTES`], numbered from 1; a longer or
+/// non-UTF-8 line is an error item and reading goes on after it.
+struct BoundedLines<R> {
+    reader: R,
+    line: usize,
+    done: bool,
+}
+
+impl<R: BufRead> Iterator for BoundedLines<R> {
+    type Item = (usize, Result<String, String>);
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.done {
+            return None;
+        }
+        let mut buf = Vec::new();
+        let limit = MAX_LINE_BYTES as u64 + 1;
+        let read = (&mut self.reader).take(limit).read_until(b'\n', &mut buf);
+        match read {
+            Ok(0) => {
+                self.done = true;
+                return None;
+            }
+            Ok(_) => {}
+            Err(e) => {
+                self.done = true;
+                self.line += 1;
+                return Some((self.line, Err(format!("cannot read this line: {e}"))));
+            }
+        }
+        self.line += 1;
+        if buf.len() > MAX_LINE_BYTES && buf.last() != Some(&b'\n') {
+            // Skip the rest of the over-long line.
+            loop {
+                let mut rest = Vec::new();
+                match (&mut self.reader)
+                    .take(1 << 20)
+                    .read_until(b'\n', &mut rest)
+                {
+                    Ok(0) | Err(_) => {
+                        self.done = true;
+                        break;
+                    }
+                    Ok(_) if rest.last() == Some(&b'\n') => break,
+                    Ok(_) => {}
+                }
+            }
+            return Some((
+                self.line,
+                Err(format!("line longer than {MAX_LINE_BYTES} bytes")),
+            ));
+        }
+        if buf.last() == Some(&b'\n') {
+            buf.pop();
+            if buf.last() == Some(&b'\r') {
+                buf.pop();
+            }
+        }
+        Some((
+            self.line,
+            String::from_utf8(buf).map_err(|_| "this line is not UTF-8".to_string()),
+        ))
+    }
 }
 
 /// Counts the non-empty lines of a JSONL file (for the progress bar).

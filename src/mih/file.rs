@@ -1,7 +1,6 @@
 //! `.mih` files on disk: atomic writes and memory-mapped opening.
 
-use std::fs::{self, File};
-use std::io::Write;
+use std::fs::File;
 use std::path::{Path, PathBuf};
 
 use memmap2::Mmap;
@@ -20,20 +19,13 @@ pub enum MihFileError {
     Mih { path: PathBuf, source: MihError },
 }
 
-/// Writes `bytes` to `path` through a temporary file and a rename, so that a
+/// Writes `bytes` to `path` through [`crate::fsio::write_atomic`], so that a
 /// crash never leaves a half-written table under the final name.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), MihFileError> {
-    let io = |source| MihFileError::Io {
+    crate::fsio::write_atomic(path, bytes).map_err(|source| MihFileError::Io {
         path: path.to_owned(),
         source,
-    };
-    let mut tmp_name = path.as_os_str().to_owned();
-    tmp_name.push(".tmp");
-    let tmp = PathBuf::from(tmp_name);
-    let mut f = File::create(&tmp).map_err(io)?;
-    f.write_all(bytes).map_err(io)?;
-    f.sync_all().map_err(io)?;
-    fs::rename(&tmp, path).map_err(io)
+    })
 }
 
 /// Memory-maps and opens a `.mih` file (header checks only).

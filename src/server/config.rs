@@ -7,23 +7,57 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-/// The environment variable that holds the bearer token for `POST /ingest`
-/// (it wins over the config file, so the secret need not be in a file).
+/// The environment variable that holds the bearer token (it wins over the
+/// config file, so the secret need not be in a file).
 pub const TOKEN_ENV: &str = "ASH_SERVE_TOKEN";
+
+/// Which requests need the token. Writes always do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AuthScope {
+    /// `POST /ingest` only.
+    #[default]
+    Writes,
+    /// Every route but the page's static files and `/health` (patient
+    /// images and reports are sensitive).
+    All,
+}
 
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct ServeConfig {
     pub addr: SocketAddr,
-    /// Bearer token required by `POST /ingest`.
+    /// Bearer token. Without one, `serve` makes a random one at start and
+    /// prints it: writes are never open.
     pub token: Option<String>,
+    /// Which requests need the token.
+    pub auth: AuthScope,
+    /// Host names (besides IP addresses and `localhost`) the server answers
+    /// to; a request for any other `Host` is refused (DNS rebinding).
+    pub allowed_hosts: Vec<String>,
     /// Directories images may be served from (and ingested from over HTTP).
     pub image_roots: Vec<PathBuf>,
     /// Largest request body (an uploaded image or a JSONL batch).
     pub max_body_bytes: usize,
-    /// Largest uploaded or thumbnailed image side, in pixels.
+    /// Largest JSON search request body.
+    pub max_json_bytes: usize,
+    /// Largest uploaded image side, in pixels.
     pub max_image_side: u32,
+    /// Largest uploaded image, in pixels (width × height).
+    pub max_upload_pixels: u64,
+    /// Largest image file served by `/documents/{id}/image`.
+    pub max_image_bytes: u64,
+    /// Images decoded or encoded at once (uploads and thumbnails); a request
+    /// beyond that is answered 503 with `Retry-After`, never queued.
+    pub max_concurrent_images: usize,
+    /// Connections served at once; more wait in the kernel's backlog.
+    pub max_connections: usize,
     pub request_timeout_ms: u64,
+    /// `POST /ingest` commits all of its records within this time, or none.
+    pub ingest_timeout_ms: u64,
+    /// A client must send a request's headers within this time, also on an
+    /// idle kept-alive connection, or the connection is closed.
+    pub header_timeout_ms: u64,
     pub max_k: usize,
     /// Origins allowed to call the API from a browser; none by default.
     pub cors_origins: Vec<String>,
@@ -38,10 +72,19 @@ impl Default for ServeConfig {
         Self {
             addr: SocketAddr::from(([127, 0, 0, 1], 8080)),
             token: None,
+            auth: AuthScope::Writes,
+            allowed_hosts: Vec::new(),
             image_roots: Vec::new(),
             max_body_bytes: 32 << 20,
+            max_json_bytes: 1 << 20,
             max_image_side: 16_384,
+            max_upload_pixels: 40_000_000,
+            max_image_bytes: 256 << 20,
+            max_concurrent_images: std::thread::available_parallelism().map_or(2, |n| n.get()),
+            max_connections: 256,
             request_timeout_ms: 30_000,
+            ingest_timeout_ms: 300_000,
+            header_timeout_ms: 10_000,
             max_k: 1_000,
             cors_origins: Vec::new(),
             sessions: 2,
@@ -74,28 +117,64 @@ impl ServeConfig {
         self
     }
 
-    /// Refuses what would be unsafe or cannot work: a write endpoint open
-    /// to the network without a token, image roots that do not exist.
+    /// Refuses what would be unsafe or cannot work: a server open to the
+    /// network with a token nobody configured, image roots that do not
+    /// exist, limits of zero.
     pub fn check(&mut self) -> Result<(), String> {
         if self.token.is_none() && !self.addr.ip().is_loopback() {
             return Err(format!(
-                "refusing to serve POST /ingest on {} without a token: set \"token\" in the \
-                 config or {TOKEN_ENV}, or bind to 127.0.0.1",
+                "refusing to serve on {} without a token: set \"token\" in the config or \
+                 {TOKEN_ENV} (a token made at start is only for loopback), or bind to 127.0.0.1",
                 self.addr
             ));
+        }
+        if let Some(t) = &self.token {
+            if t.len() < 16 || !t.bytes().all(|b| b.is_ascii_graphic()) {
+                return Err("the token must be at least 16 printable ASCII characters".into());
+            }
         }
         for root in &mut self.image_roots {
             *root = root
                 .canonicalize()
                 .map_err(|e| format!("image root {}: {e}", root.display()))?;
         }
-        if self.max_k == 0 || self.sessions == 0 || self.max_body_bytes == 0 {
-            return Err("max_k, sessions and max_body_bytes must be at least 1".into());
+        let zero = [
+            ("max_k", self.max_k == 0),
+            ("sessions", self.sessions == 0),
+            ("max_body_bytes", self.max_body_bytes == 0),
+            ("max_json_bytes", self.max_json_bytes == 0),
+            ("max_upload_pixels", self.max_upload_pixels == 0),
+            ("max_image_bytes", self.max_image_bytes == 0),
+            ("max_concurrent_images", self.max_concurrent_images == 0),
+            ("max_connections", self.max_connections == 0),
+        ];
+        if let Some((name, _)) = zero.iter().find(|(_, z)| *z) {
+            return Err(format!("{name} must be at least 1"));
+        }
+        for origin in &self.cors_origins {
+            if axum::http::HeaderValue::from_str(origin).is_err() || origin == "null" {
+                return Err(format!("cors_origins: {origin:?} is not an origin"));
+            }
         }
         Ok(())
     }
 
+    /// A random token, for a server started without one (256 bits, hex).
+    pub fn random_token() -> String {
+        let mut bytes = [0u8; 32];
+        rand::fill(&mut bytes);
+        bytes.iter().map(|b| format!("{b:02x}")).collect()
+    }
+
     pub fn timeout(&self) -> Duration {
         Duration::from_millis(self.request_timeout_ms.max(1))
+    }
+
+    pub fn ingest_timeout(&self) -> Duration {
+        Duration::from_millis(self.ingest_timeout_ms.max(1))
+    }
+
+    pub fn header_timeout(&self) -> Duration {
+        Duration::from_millis(self.header_timeout_ms.max(1))
     }
 }

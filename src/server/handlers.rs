@@ -2,15 +2,13 @@
 //! the blocking pool.
 
 use std::collections::BTreeMap;
-use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
 use axum::body::Bytes;
 use axum::extract::{FromRequest, Multipart, Path as UrlPath, Query, Request, State};
-use axum::http::{header, HeaderMap, StatusCode};
+use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde::Deserialize;
@@ -18,13 +16,13 @@ use serde_json::{json, Value};
 
 use super::error::ApiError;
 use super::images::{inside_roots, media_type, thumbnail};
-use super::App;
+use super::{guard, App};
 use crate::code::BinaryCode;
 use crate::encoder::preprocess::ImageLimits;
 use crate::encoder::AttentionMap;
 use crate::index::config::IMAGE_FIELD;
 use crate::index::hybrid::Mode;
-use crate::ingest::{self, IngestOptions, RecordError, Source};
+use crate::ingest::{self, IngestError, IngestOptions, RecordError, Source};
 use crate::search::{self, SearchQuery};
 
 const PAGE_HTML: &str = include_str!("page/index.html");
@@ -32,12 +30,52 @@ const PAGE_JS: &str = include_str!("page/app.js");
 const PAGE_CSS: &str = include_str!("page/style.css");
 const OPENAPI: &str = include_str!("../../schemas/openapi.json");
 
-pub async fn page_html() -> Response {
-    (
-        [(header::CONTENT_TYPE, "text/html; charset=utf-8")],
+#[derive(Debug, Deserialize)]
+pub struct PageQuery {
+    token: Option<String>,
+}
+
+/// The page. `/?token=…` (the address `serve` prints) sets the token
+/// cookie and redirects to `/`, so the token leaves the address bar.
+pub async fn page_html(
+    State(app): State<Arc<App>>,
+    query: Result<Query<PageQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Response, ApiError> {
+    let Query(query) = query.map_err(|e| ApiError::bad_request(e.body_text()))?;
+    if let Some(token) = query.token {
+        if !guard::token_matches(&app, &token) {
+            return Err(ApiError::new(
+                StatusCode::UNAUTHORIZED,
+                "unauthorised",
+                "the token in the address is not this server's",
+            ));
+        }
+        let cookie = format!(
+            "{}={token}; Path=/; HttpOnly; SameSite=Strict",
+            guard::TOKEN_COOKIE
+        );
+        return Ok((
+            StatusCode::SEE_OTHER,
+            [
+                (header::LOCATION, "/".to_string()),
+                (header::SET_COOKIE, cookie),
+                (header::CACHE_CONTROL, "no-store".to_string()),
+            ],
+        )
+            .into_response());
+    }
+    Ok((
+        [
+            (header::CONTENT_TYPE, "text/html; charset=utf-8"),
+            (header::X_FRAME_OPTIONS, "DENY"),
+            (
+                header::CONTENT_SECURITY_POLICY,
+                "default-src 'self'; img-src 'self' data: blob:; frame-ancestors 'none'",
+            ),
+        ],
         PAGE_HTML,
     )
-        .into_response()
+        .into_response())
 }
 
 pub async fn page_js() -> Response {
@@ -81,8 +119,18 @@ async fn blocking<T: Send + 'static>(
         .map_err(|_| ApiError::internal("the request's worker failed"))?
 }
 
-pub async fn health(State(app): State<Arc<App>>) -> Json<Value> {
-    Json(json!({"status": "ok", "documents": app.store.index.reader().searcher().num_docs()}))
+/// `ok`, or `degraded` (503) with the reason while the index cannot be
+/// reloaded: a server never serves a stale index without saying so.
+pub async fn health(State(app): State<Arc<App>>) -> Response {
+    let documents = app.store.index.reader().searcher().num_docs();
+    match app.degraded() {
+        None => Json(json!({"status": "ok", "documents": documents})).into_response(),
+        Some(reason) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(json!({"status": "degraded", "reason": reason, "documents": documents})),
+        )
+            .into_response(),
+    }
 }
 
 pub async fn stats(State(app): State<Arc<App>>) -> Result<Json<Value>, ApiError> {
@@ -93,7 +141,13 @@ pub async fn stats(State(app): State<Arc<App>>) -> Result<Json<Value>, ApiError>
             "documents": searcher.num_docs(),
             "segments": searcher.segment_readers().len(),
             "bits": app.store.config.hash.bits,
-            "encoder": app.store.encoder_pin(),
+            // The pin without its directory: server paths stay private.
+            "encoder": app.store.encoder_pin().map(|p| json!({
+                "name": p.name,
+                "version": p.version,
+                "bits": p.bits,
+                "manifest_sha256": p.manifest_sha256,
+            })),
             "execution_provider": app.encoder.as_ref().map(|e| e.provider().name()),
             "index_bytes": bytes,
         })))
@@ -122,22 +176,39 @@ pub async fn search(State(app): State<Arc<App>>, req: Request) -> Result<Json<Va
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.starts_with("multipart/form-data"));
-    let (body, image) = if is_multipart {
-        read_multipart(
+    // An upload takes an image slot before its body is read: the slot
+    // bounds memory as well as CPU.
+    let (body, image, slot) = if is_multipart {
+        let slot = app.image_slot()?;
+        let (body, image) = read_multipart(
             Multipart::from_request(req, &())
                 .await
                 .map_err(|e| ApiError::new(e.status(), "bad_multipart", e.body_text()))?,
         )
-        .await?
+        .await?;
+        (body, image, Some(slot))
     } else {
-        let bytes = Bytes::from_request(req, &())
+        let bytes = axum::body::to_bytes(req.into_body(), app.config.max_json_bytes)
             .await
-            .map_err(|e| ApiError::new(e.status(), "bad_body", e.body_text()))?;
+            .map_err(|_| {
+                ApiError::new(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    "too_large",
+                    format!(
+                        "a JSON search request is at most {} bytes",
+                        app.config.max_json_bytes
+                    ),
+                )
+            })?;
         let body: SearchBody = serde_json::from_slice(&bytes)
             .map_err(|e| ApiError::bad_request(format!("the body is not a search request: {e}")))?;
-        (body, None)
+        (body, None, None)
     };
-    let result = blocking(move || run_search(&app, body, image)).await?;
+    let result = blocking(move || {
+        let _slot = slot;
+        run_search(&app, body, image)
+    })
+    .await?;
     let mut result = result;
     result["took_ms"] = json!(started.elapsed().as_secs_f64() * 1e3);
     Ok(Json(result))
@@ -235,8 +306,14 @@ fn run_search(app: &App, body: SearchBody, image: Option<Bytes>) -> Result<Value
                     "this index has no encoder, so it cannot search by image",
                 )
             })?;
+            let limits = ImageLimits {
+                max_side: app.config.max_image_side,
+                max_pixels: app.config.max_upload_pixels,
+                max_file_bytes: app.config.max_body_bytes as u64,
+            };
             let tensor = encoder
                 .preprocessor()
+                .with_limits(limits)
                 .tensor(bytes)
                 .map_err(|r| ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "bad_image", r))?;
             let mut encoded = encoder
@@ -352,24 +429,61 @@ fn image_path(app: &App, id: &str) -> Result<PathBuf, ApiError> {
     inside_roots(Path::new(path), &app.config.image_roots)
 }
 
+/// The image file, streamed in pieces (never read whole into memory), up
+/// to `max_image_bytes`.
 pub async fn document_image(
     State(app): State<Arc<App>>,
     UrlPath(id): UrlPath<String>,
 ) -> Result<Response, ApiError> {
-    blocking(move || {
+    let limit = app.config.max_image_bytes;
+    let (file, len, head) = blocking(move || {
+        use std::io::{Read, Seek};
         let path = image_path(&app, &id)?;
-        let bytes = std::fs::read(&path)
-            .map_err(|_| ApiError::not_found("the image file is not readable"))?;
-        Ok((
-            [
-                (header::CONTENT_TYPE, media_type(&bytes)),
-                (header::CACHE_CONTROL, "private, max-age=3600"),
-            ],
-            bytes,
-        )
-            .into_response())
+        let unreadable = |_| ApiError::not_found("the image file is not readable");
+        let mut file = std::fs::File::open(&path).map_err(unreadable)?;
+        let len = file.metadata().map_err(unreadable)?.len();
+        if len > limit {
+            return Err(ApiError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "too_large",
+                format!("the image file of {len} bytes is over the limit of {limit} bytes"),
+            ));
+        }
+        let mut head = [0u8; 32];
+        let n = file.read(&mut head).map_err(unreadable)?;
+        file.rewind().map_err(unreadable)?;
+        Ok((file, len, head[..n].to_vec()))
     })
-    .await
+    .await?;
+    let file = tokio::fs::File::from_std(file);
+    let stream = futures_util::stream::unfold((file, 0u64), move |(mut file, sent)| async move {
+        use tokio::io::AsyncReadExt;
+        if sent >= len {
+            return None;
+        }
+        let mut buf = vec![0u8; (64 << 10).min((len - sent) as usize)];
+        match file.read(&mut buf).await {
+            Ok(0) => None,
+            Ok(n) => {
+                buf.truncate(n);
+                Some((
+                    Ok::<_, std::io::Error>(Bytes::from(buf)),
+                    (file, sent + n as u64),
+                ))
+            }
+            Err(e) => Some((Err(e), (file, len))),
+        }
+    });
+    Ok((
+        [
+            (header::CONTENT_TYPE, media_type(&head).to_string()),
+            (header::CONTENT_LENGTH, len.to_string()),
+            (header::CACHE_CONTROL, "private, max-age=3600".to_string()),
+            (header::X_CONTENT_TYPE_OPTIONS, "nosniff".to_string()),
+        ],
+        axum::body::Body::from_stream(stream),
+    )
+        .into_response())
 }
 
 #[derive(Debug, Deserialize)]
@@ -390,14 +504,29 @@ pub async fn document_thumbnail(
             "size must be 16 to 1024, got {size}"
         )));
     }
+    let slot = app.image_slot()?;
     blocking(move || {
+        let _slot = slot;
         let path = image_path(&app, &id)?;
-        let bytes = std::fs::read(&path)
-            .map_err(|_| ApiError::not_found("the image file is not readable"))?;
         let limits = ImageLimits {
-            max_side: app.config.max_image_side,
+            max_file_bytes: app.config.max_image_bytes,
             ..ImageLimits::default()
         };
+        let len = std::fs::metadata(&path)
+            .map_err(|_| ApiError::not_found("the image file is not readable"))?
+            .len();
+        if len > limits.max_file_bytes {
+            return Err(ApiError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "too_large",
+                format!(
+                    "the image file of {len} bytes is over the limit of {} bytes",
+                    limits.max_file_bytes
+                ),
+            ));
+        }
+        let bytes = std::fs::read(&path)
+            .map_err(|_| ApiError::not_found("the image file is not readable"))?;
         let jpeg = thumbnail(&bytes, size, &limits)?;
         Ok((
             [
@@ -411,52 +540,54 @@ pub async fn document_thumbnail(
     .await
 }
 
-/// Whether the request carries the configured bearer token (compared in
-/// constant time). Without a configured token the server is bound to
-/// loopback ([`super::ServeConfig::check`]) and every local caller may write.
-fn authorised(app: &App, headers: &HeaderMap) -> bool {
-    let Some(token) = &app.config.token else {
-        return true;
+/// `POST /ingest`: the guard has checked the token before the body is
+/// read. The records are indexed all together in one commit, or not at all:
+/// when the ingest cannot finish within `ingest_timeout_ms` it is rolled
+/// back and the answer says that nothing was indexed.
+pub async fn ingest(State(app): State<Arc<App>>, req: Request) -> Result<Json<Value>, ApiError> {
+    let deadline = Instant::now() + app.config.ingest_timeout();
+    let read = axum::body::to_bytes(req.into_body(), app.config.max_body_bytes);
+    let body = match tokio::time::timeout_at(deadline.into(), read).await {
+        Ok(Ok(b)) => b,
+        Ok(Err(_)) => {
+            return Err(ApiError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "too_large",
+                format!(
+                    "the body is over the limit of {} bytes, or broke off",
+                    app.config.max_body_bytes
+                ),
+            ))
+        }
+        Err(_) => return Err(deadline_error(&app)),
     };
-    let given = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .unwrap_or_default();
-    given.len() == token.len()
-        && given
-            .bytes()
-            .zip(token.bytes())
-            .fold(0u8, |acc, (a, b)| acc | (a ^ b))
-            == 0
+    let text = String::from_utf8(body.to_vec())
+        .map_err(|_| ApiError::bad_request("the body is not UTF-8 JSONL"))?;
+    let _guard = match tokio::time::timeout_at(deadline.into(), app.ingest_lock.lock()).await {
+        Ok(g) => g,
+        Err(_) => return Err(deadline_error(&app)),
+    };
+    let app2 = app.clone();
+    blocking(move || run_ingest(&app2, &text, deadline))
+        .await
+        .map(Json)
 }
 
-static UPLOADS: AtomicU64 = AtomicU64::new(0);
-
-pub async fn ingest(
-    State(app): State<Arc<App>>,
-    headers: HeaderMap,
-    body: Result<Bytes, axum::extract::rejection::BytesRejection>,
-) -> Result<Json<Value>, ApiError> {
-    if !authorised(&app, &headers) {
-        return Err(ApiError::new(
-            StatusCode::UNAUTHORIZED,
-            "unauthorised",
-            "POST /ingest needs the header Authorization: Bearer <token>",
-        ));
-    }
-    let body = body.map_err(|e| ApiError::new(e.status(), "bad_body", e.body_text()))?;
-    let text = std::str::from_utf8(&body)
-        .map_err(|_| ApiError::bad_request("the body is not UTF-8 JSONL"))?
-        .to_string();
-    let _guard = app.ingest_lock.lock().await;
-    let app2 = app.clone();
-    blocking(move || run_ingest(&app2, &text)).await.map(Json)
+fn deadline_error(app: &App) -> ApiError {
+    ApiError::new(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "timeout",
+        format!(
+            "the ingest could not finish within {} ms; nothing was indexed",
+            app.config.ingest_timeout_ms
+        ),
+    )
+    .retry_after(1)
 }
 
 /// Records whose image lies outside the roots are refused before the
 /// ingest; relative image paths are taken from the first root.
-fn run_ingest(app: &App, text: &str) -> Result<Value, ApiError> {
+fn run_ingest(app: &App, text: &str, deadline: Instant) -> Result<Value, ApiError> {
     let mut errors: Vec<RecordError> = Vec::new();
     let mut lines = String::with_capacity(text.len());
     for (i, line) in text.lines().enumerate() {
@@ -475,8 +606,8 @@ fn run_ingest(app: &App, text: &str) -> Result<Value, ApiError> {
                     Err(e) => {
                         errors.push(RecordError {
                             line: i + 1,
-                            id: v.get("id").and_then(Value::as_str).map(str::to_string),
-                            input: image.to_string(),
+                            id: v.get("id").and_then(Value::as_str).map(short_id),
+                            input: short_id(image),
                             reason: e.message,
                         });
                         kept = String::new();
@@ -488,37 +619,31 @@ fn run_ingest(app: &App, text: &str) -> Result<Value, ApiError> {
         lines.push_str(&kept);
         lines.push('\n');
     }
-    let tmp = std::env::temp_dir().join(format!(
-        "ash-search-ingest-{}-{}.jsonl",
-        std::process::id(),
-        UPLOADS.fetch_add(1, Ordering::Relaxed)
-    ));
-    let write = || -> std::io::Result<()> {
-        let mut f = std::fs::File::create(&tmp)?;
-        f.write_all(lines.as_bytes())?;
-        f.sync_all()
-    };
-    write().map_err(|e| ApiError::internal(format!("cannot stage the records: {e}")))?;
-    let mut on_error = |mut e: RecordError| {
-        if e.input == tmp.display().to_string() {
-            e.input = "request body".into();
-        }
-        errors.push(e);
-    };
     let options = IngestOptions {
         progress: false,
+        // One commit at the end: all or nothing.
+        commit_every: usize::MAX,
+        deadline: Some(deadline),
         ..IngestOptions::default()
     };
-    let result = ingest::ingest(
+    let source = Source::Reader {
+        reader: Box::new(std::io::Cursor::new(lines.into_bytes())),
+        input: "request body".into(),
+        base: app.config.image_roots.first().cloned().unwrap_or_default(),
+    };
+    let report = ingest::ingest(
         &app.store,
-        Source::Jsonl(&tmp),
+        source,
         app.encoder.as_ref(),
         &options,
-        &mut on_error,
-    );
-    let _ = std::fs::remove_file(&tmp);
-    let report = result?;
-    app.store.index.reload()?;
+        &mut |e| errors.push(e),
+    )
+    .map_err(|e| match e {
+        IngestError::DeadlineExceeded => deadline_error(app),
+        IngestError::Index(e) => e.into(),
+        other => ApiError::internal(other.to_string()),
+    })?;
+    app.reload();
     errors.sort_by_key(|e| e.line);
     Ok(json!({
         "indexed": report.indexed,
@@ -527,4 +652,13 @@ fn run_ingest(app: &App, text: &str) -> Result<Value, ApiError> {
         "seconds": report.seconds,
         "errors": errors,
     }))
+}
+
+/// At most 200 characters of a client's string, for an error record.
+fn short_id(s: &str) -> String {
+    if s.chars().count() <= 200 {
+        s.to_string()
+    } else {
+        s.chars().take(200).chain("…".chars()).collect()
+    }
 }

@@ -2,21 +2,28 @@
 //!
 //! How it works: one [`App`] holds the opened index, the encoder (a pool
 //! of ONNX Runtime sessions, so uploads encode in parallel) and the
-//! configuration. Handlers do their work (encoding, searching, ingesting)
-//! on tokio's blocking pool, so a slow request never stalls the accept
-//! loop. A background task reloads the reader every `reload_ms`, so commits
-//! by `POST /ingest` or by another process become searchable while the
-//! server runs. Every response to a bad request is a 4xx JSON error
-//! ([`error`]); requests have a body limit and a time limit; images are
-//! served only from inside the configured roots ([`images`]). The API is
-//! described by `schemas/openapi.json`.
+//! configuration. Every request first passes the [`guard`] (Host, Origin,
+//! token), before any body is read. Handlers do their work (decoding,
+//! encoding, searching, ingesting) on tokio's blocking pool, so a slow
+//! request never stalls the accept loop; image work takes a slot from a
+//! fixed number, and a request that finds none is answered 503 with
+//! `Retry-After` instead of queueing. A background task reloads the reader
+//! every `reload_ms`, so commits by `POST /ingest` or by another process
+//! become searchable while the server runs; a reload that fails is logged
+//! and turns `/health` to `degraded`. Connections are served by hyper
+//! with a header-read timeout (idle kept-alive connections included) and
+//! a cap on how many are open. Every response to a bad request is a 4xx
+//! JSON error ([`error`]); images are served only from inside the
+//! configured roots ([`images`]). `docs/SECURITY.md` lists every limit.
+//! The API is described by `schemas/openapi.json`.
 
 pub mod config;
 pub mod error;
+pub mod guard;
 mod handlers;
 pub mod images;
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use axum::extract::{DefaultBodyLimit, Request, State};
@@ -25,12 +32,15 @@ use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Router;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::service::TowerToHyperService;
+use tokio::sync::{watch, OwnedSemaphorePermit, Semaphore};
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::cors::CorsLayer;
 
 use crate::encoder::Encoder;
 use crate::store::Store;
-pub use config::ServeConfig;
+pub use config::{AuthScope, ServeConfig};
 use error::ApiError;
 
 /// What every handler shares.
@@ -38,8 +48,82 @@ pub struct App {
     pub store: Store,
     pub encoder: Option<Encoder>,
     pub config: ServeConfig,
+    /// The token in force: the configured one, or one made at start.
+    pub token: String,
     /// One ingest at a time (tantivy allows one writer per index).
     pub ingest_lock: tokio::sync::Mutex<()>,
+    /// Slots for decoding and encoding images.
+    image_slots: Arc<Semaphore>,
+    /// Why the index could not be reloaded, while it cannot.
+    degraded: Mutex<Option<String>>,
+}
+
+impl App {
+    /// An app over `store`; without a configured token one is made (see
+    /// [`App::token_was_made`]).
+    pub fn new(store: Store, encoder: Option<Encoder>, config: ServeConfig) -> Self {
+        let token = config
+            .token
+            .clone()
+            .unwrap_or_else(ServeConfig::random_token);
+        Self {
+            image_slots: Arc::new(Semaphore::new(config.max_concurrent_images)),
+            store,
+            encoder,
+            token,
+            config,
+            ingest_lock: tokio::sync::Mutex::new(()),
+            degraded: Mutex::new(None),
+        }
+    }
+
+    /// Whether the token was made at start (so it must be shown).
+    pub fn token_was_made(&self) -> bool {
+        self.config.token.is_none()
+    }
+
+    /// A slot for image work, or 503 with `Retry-After` when all are taken.
+    pub fn image_slot(&self) -> Result<OwnedSemaphorePermit, ApiError> {
+        self.image_slots.clone().try_acquire_owned().map_err(|_| {
+            ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "busy",
+                format!(
+                    "all {} image slots are busy; try again shortly",
+                    self.config.max_concurrent_images
+                ),
+            )
+            .retry_after(1)
+        })
+    }
+
+    /// `None` when healthy, else why not.
+    pub fn degraded(&self) -> Option<String> {
+        self.degraded
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// Reloads the reader, recording (and logging, once) a failure.
+    pub fn reload(&self) {
+        let result = self.store.index.reload();
+        let mut state = self.degraded.lock().unwrap_or_else(|e| e.into_inner());
+        match result {
+            Ok(()) => {
+                if state.take().is_some() {
+                    eprintln!("reload: the index reloads again");
+                }
+            }
+            Err(e) => {
+                let reason = format!("the index cannot be reloaded: {e}");
+                if state.as_deref() != Some(reason.as_str()) {
+                    eprintln!("reload: {reason}");
+                }
+                *state = Some(reason);
+            }
+        }
+    }
 }
 
 /// The router with its limits, for [`serve`] and for tests.
@@ -64,9 +148,7 @@ pub fn router(app: Arc<App>) -> Router {
         .layer(DefaultBodyLimit::max(app.config.max_body_bytes))
         .layer(middleware::from_fn_with_state(app.clone(), time_limit))
         .layer(middleware::from_fn_with_state(app.clone(), declared_size))
-        .layer(CatchPanicLayer::custom(|_| {
-            ApiError::internal("the server failed on this request").into_response()
-        }));
+        .layer(middleware::from_fn_with_state(app.clone(), guard::guard));
     if !app.config.cors_origins.is_empty() {
         let origins: Vec<HeaderValue> = app
             .config
@@ -84,7 +166,11 @@ pub fn router(app: Arc<App>) -> Router {
                 ]),
         );
     }
-    router.with_state(app)
+    router
+        .layer(CatchPanicLayer::custom(|_| {
+            ApiError::internal("the server failed on this request").into_response()
+        }))
+        .with_state(app)
 }
 
 /// Refuses a body whose declared length is over the limit before reading
@@ -110,7 +196,12 @@ async fn declared_size(State(app): State<Arc<App>>, req: Request, next: Next) ->
 }
 
 /// Answers 503 with a JSON error when a request runs past the limit.
+/// `POST /ingest` keeps its own deadline instead: it must never answer a
+/// failure for work that then commits.
 async fn time_limit(State(app): State<Arc<App>>, req: Request, next: Next) -> Response {
+    if req.uri().path() == "/ingest" {
+        return next.run(req).await;
+    }
     match tokio::time::timeout(app.config.timeout(), next.run(req)).await {
         Ok(response) => response,
         Err(_) => ApiError::new(
@@ -121,15 +212,34 @@ async fn time_limit(State(app): State<Arc<App>>, req: Request, next: Next) -> Re
                 app.config.request_timeout_ms
             ),
         )
+        .retry_after(1)
         .into_response(),
     }
 }
 
-/// Serves until Ctrl-C or SIGTERM; prints `listening on http://ADDR` first.
+/// Serves until Ctrl-C or SIGTERM; prints `listening on http://ADDR` first,
+/// then, when the token was made at start, `token: TOKEN` and the page's
+/// address with it.
 pub async fn serve(app: Arc<App>) -> std::io::Result<()> {
     let listener = tokio::net::TcpListener::bind(app.config.addr).await?;
-    println!("listening on http://{}", listener.local_addr()?);
+    announce(&app, listener.local_addr()?);
     serve_on(listener, app).await
+}
+
+/// The start lines on stdout. A closed stdout is no reason to stop serving.
+fn announce(app: &App, addr: std::net::SocketAddr) {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(out, "listening on http://{addr}");
+    if app.token_was_made() {
+        let _ = writeln!(out, "token: {}", app.token);
+        let _ = writeln!(
+            out,
+            "open http://{addr}/?token={} (POST /ingest needs Authorization: Bearer <token>)",
+            app.token
+        );
+    }
+    let _ = out.flush();
 }
 
 /// Serves on a bound listener (the benchmark binds its own).
@@ -141,12 +251,60 @@ pub async fn serve_on(listener: tokio::net::TcpListener, app: Arc<App>) -> std::
         loop {
             tick.tick().await;
             let app = reloader.clone();
-            let _ = tokio::task::spawn_blocking(move || app.store.index.reload()).await;
+            let _ = tokio::task::spawn_blocking(move || app.reload()).await;
         }
     });
-    axum::serve(listener, router(app))
-        .with_graceful_shutdown(shutdown())
-        .await
+    let service = router(app.clone());
+    let slots = Arc::new(Semaphore::new(app.config.max_connections));
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let mut connections = tokio::task::JoinSet::new();
+    let shutdown = shutdown();
+    tokio::pin!(shutdown);
+    loop {
+        let permit = tokio::select! {
+            () = &mut shutdown => break,
+            p = slots.clone().acquire_owned() => p.expect("the semaphore is never closed"),
+        };
+        let (stream, _) = tokio::select! {
+            () = &mut shutdown => break,
+            accepted = listener.accept() => match accepted {
+                Ok(a) => a,
+                // Out of descriptors and the like: wait, then go on.
+                Err(_) => {
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+        };
+        let hyper_service = TowerToHyperService::new(service.clone());
+        let header_timeout = app.config.header_timeout();
+        let mut stop = stop_rx.clone();
+        connections.spawn(async move {
+            let _permit = permit;
+            let mut builder = hyper::server::conn::http1::Builder::new();
+            builder
+                .timer(TokioTimer::new())
+                .header_read_timeout(header_timeout)
+                .max_buf_size(64 << 10);
+            let conn = builder.serve_connection(TokioIo::new(stream), hyper_service);
+            tokio::pin!(conn);
+            tokio::select! {
+                _ = conn.as_mut() => {}
+                _ = stop.changed() => {
+                    conn.as_mut().graceful_shutdown();
+                    let _ = conn.await;
+                }
+            }
+        });
+        // Reap finished connections so the set does not grow.
+        while connections.try_join_next().is_some() {}
+    }
+    let _ = stop_tx.send(true);
+    let _ = tokio::time::timeout(Duration::from_secs(10), async {
+        while connections.join_next().await.is_some() {}
+    })
+    .await;
+    Ok(())
 }
 
 async fn shutdown() {

@@ -1,6 +1,8 @@
 //! Helpers shared by the integration tests: brute-force answers.
 #![allow(dead_code)]
 
+pub mod server;
+
 use ash_search::code::BinaryCode;
 use ash_search::mih::Hit;
 use roaring::RoaringBitmap;
