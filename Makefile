@@ -12,7 +12,7 @@ DEMO_VENV := $(CACHE)/venv-demo
 PLUGIN_VENV := $(CACHE)/venv-plugin
 BIN := target/release/ash-search
 
-.PHONY: all build demo test lint bench fuzz-build clean plugin-test ort ort-old browser-test
+.PHONY: all build demo test lint package-check bench fuzz-build clean plugin-test ort ort-old browser-test
 
 # ONNX Runtime's shared library, from the onnxruntime wheel on PyPI (the
 # binary reads it at run time; see src/encoder/runtime.rs for the search order).
@@ -60,11 +60,18 @@ $(DEMO_VENV)/.ready: scripts/requirements-demo.txt
 
 lint:
 	$(CARGO) fmt --all --check
-	$(CARGO) clippy --locked --all-targets -- -D warnings
+	$(CARGO) clippy --locked --workspace --all-targets -- -D warnings
+	scripts/check_crate_deps.sh
+	RUSTDOCFLAGS="-D warnings" $(CARGO) doc --locked --no-deps -p ash-mih --quiet
 
-test: lint plugin-test $(ORT_LIB) $(ORT_OLD_LIB)
-	$(CARGO) test --locked --all-targets
-	$(CARGO) test --locked --doc
+# The library crates package as they are (could be published).
+package-check:
+	$(CARGO) package --locked -p ash-mih --allow-dirty --no-verify --quiet
+
+test: lint package-check plugin-test $(ORT_LIB) $(ORT_OLD_LIB)
+	$(CARGO) test --locked --workspace --all-targets
+	$(CARGO) test --locked --workspace --doc
+	$(CARGO) run --locked --quiet -p ash-mih --example mih_only
 	$(MAKE) browser-test
 
 # The search page in headless Chromium (Debian's), driven by playwright-core

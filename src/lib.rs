@@ -1,25 +1,29 @@
 //! ash-search: exact Hamming-space image retrieval for ophthalmology.
 //!
-//! - [`code`]: binary codes of 1..=256 bits and their Hamming distance;
-//! - [`fsio`]: atomic, durable writes of metadata files;
+//! The engine parts are crates of their own, re-exported here under the
+//! names the application has always used:
+//!
+//! - [`mih`] (the `ash-mih` crate): multi-index hashing, exact range and
+//!   k-NN search over bytes; with it [`code`] (binary codes and their
+//!   Hamming distance), [`npy`] (packed codes in `.npy` files), [`synth`]
+//!   (deterministic synthetic code sets) and [`fsio`] (atomic, durable
+//!   writes of metadata files);
 //! - [`encoder`]: encoder plugins (ONNX through ONNX Runtime): images → codes;
 //! - [`index`]: the `binary_hash` field for tantivy and hybrid search;
+//!
+//! and the application:
+//!
 //! - [`ingest`]: records and images → the index, as a pipeline;
 //! - [`store`]: an index directory with its configuration and encoder;
 //! - [`search`]: a search as users state it, hits as JSON;
-//! - [`server`]: the HTTP API and the web page;
-//! - [`mih`]: multi-index hashing, exact range and k-NN search over bytes;
-//! - [`npy`]: reading and writing packed codes as numpy `.npy` files;
-//! - [`synth`]: deterministic synthetic code sets.
+//! - [`server`]: the HTTP API and the web page.
 
-pub mod code;
+pub use ash_mih as mih;
+pub use ash_mih::{code, fsio, npy, synth};
+
 pub mod encoder;
-pub mod fsio;
 pub mod index;
 pub mod ingest;
-pub mod mih;
-pub mod npy;
 pub mod search;
 pub mod server;
 pub mod store;
-pub mod synth;

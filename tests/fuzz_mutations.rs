@@ -194,7 +194,7 @@ struct EveryOther;
 
 impl DocSet for EveryOther {
     fn contains(&self, doc: u32) -> bool {
-        doc % 2 == 0
+        doc.is_multiple_of(2)
     }
 }
 

@@ -8,7 +8,9 @@ use crate::code::BinaryCode;
 /// What each query of a batch asks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum BatchQuery {
+    /// The k nearest codes.
     Knn(usize),
+    /// Every code within this Hamming distance.
     Range(u32),
 }
 

@@ -17,7 +17,7 @@ use std::path::Path;
 /// ```
 /// let dir = tempfile::tempdir().unwrap();
 /// let path = dir.path().join("settings.json");
-/// ash_search::fsio::write_atomic(&path, b"{}").unwrap();
+/// ash_mih::fsio::write_atomic(&path, b"{}").unwrap();
 /// assert_eq!(std::fs::read(&path).unwrap(), b"{}");
 /// ```
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {

@@ -5,7 +5,9 @@ use crate::code::MAX_WORDS;
 /// Bits `start..start + len` of a code, in code bit order (see `crate::code`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Substring {
+    /// First bit.
     pub start: usize,
+    /// Number of bits (1..=32).
     pub len: usize,
 }
 

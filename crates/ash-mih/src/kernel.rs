@@ -72,6 +72,30 @@ mod tests {
         let mut got = vec![0u32; BLOCK];
         select::<2>()(&codes, &q, &mut got);
         assert_eq!(got, want);
+        // Each compiled kernel on its own, not only the one selected here:
+        // a machine with AVX-512 still checks the AVX2 path.
+        #[cfg(target_arch = "x86_64")]
+        {
+            let mut ran = 0;
+            if std::arch::is_x86_feature_detected!("avx2") {
+                let mut avx2 = vec![0u32; BLOCK];
+                // SAFETY: AVX2 was detected above.
+                unsafe { distances_avx2::<2>(&codes, &q, &mut avx2) };
+                assert_eq!(avx2, want, "AVX2 kernel");
+                ran += 1;
+            }
+            if std::arch::is_x86_feature_detected!("avx512vpopcntdq")
+                && std::arch::is_x86_feature_detected!("avx512bw")
+                && std::arch::is_x86_feature_detected!("avx512vl")
+            {
+                let mut avx512 = vec![0u32; BLOCK];
+                // SAFETY: the features were detected above.
+                unsafe { distances_avx512::<2>(&codes, &q, &mut avx512) };
+                assert_eq!(avx512, want, "AVX-512 kernel");
+                ran += 1;
+            }
+            eprintln!("{ran} vector kernels checked against the baseline");
+        }
         assert_eq!(want[0], {
             let w0 = u64::from_le_bytes(codes[0..8].try_into().unwrap());
             let w1 = u64::from_le_bytes(codes[8..16].try_into().unwrap());

@@ -10,13 +10,22 @@ use super::{MihError, MihIndex};
 /// Why a `.mih` file could not be written or opened, naming the file.
 #[derive(Debug, thiserror::Error)]
 pub enum MihFileError {
+    /// The file could not be read, mapped or written.
     #[error("{path}: {source}")]
     Io {
+        /// The file.
         path: PathBuf,
+        /// What the operating system said.
         source: std::io::Error,
     },
+    /// The file is not a usable `.mih` table.
     #[error("{path}: {source}")]
-    Mih { path: PathBuf, source: MihError },
+    Mih {
+        /// The file.
+        path: PathBuf,
+        /// Why it was refused.
+        source: MihError,
+    },
 }
 
 /// Writes `bytes` to `path` through [`crate::fsio::write_atomic`], so that a

@@ -1,5 +1,5 @@
 //! Range and k-NN search: the MIH probe loop, the popcount scans, and the
-//! choice between them. See the module docs of `crate::mih` for the method.
+//! choice between them. See the crate docs for the method.
 
 use std::collections::BinaryHeap;
 
@@ -14,6 +14,7 @@ use crate::code::BinaryCode;
 
 /// A set of doc ids a search may return (an alive-set, for deletes).
 pub trait DocSet: Sync {
+    /// Whether `doc` is in the set.
     fn contains(&self, doc: u32) -> bool;
 }
 
@@ -28,9 +29,12 @@ impl DocSet for RoaringBitmap {
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Strategy {
+    /// The cheaper of the two, by the cost model.
     #[default]
     Auto,
+    /// Multi-index hashing.
     Mih,
+    /// A sequential popcount over all codes (or the allow-list).
     Scan,
 }
 
@@ -43,6 +47,7 @@ pub struct SearchOptions<'a> {
     pub alive: Option<&'a dyn DocSet>,
     /// k-NN only: ignore docs farther than this.
     pub max_distance: Option<u32>,
+    /// Which algorithm answers.
     pub strategy: Strategy,
 }
 

@@ -11,7 +11,9 @@ use npyz::{DType, Order, TypeChar, WriterBuilder};
 /// Rows of packed codes read from a `.npy` file.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PackedCodes {
+    /// Number of codes.
     pub rows: usize,
+    /// Bytes per code.
     pub row_bytes: usize,
     /// `rows * row_bytes` bytes, row after row.
     pub data: Vec<u8>,
@@ -27,16 +29,34 @@ impl PackedCodes {
 /// Why a `.npy` file could not be used, always naming the file.
 #[derive(Debug, thiserror::Error)]
 pub enum NpyError {
+    /// The file could not be read or written.
     #[error("{path}: {source}")]
     Io {
+        /// The file.
         path: PathBuf,
+        /// What the operating system said.
         source: std::io::Error,
     },
+    /// The file is not a 2-D `uint8` array of packed codes.
     #[error("{path}: {reason}")]
-    Invalid { path: PathBuf, reason: String },
+    Invalid {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong with it.
+        reason: String,
+    },
 }
 
-/// Reads a 2-D `uint8` `.npy` file of packed codes.
+/// Reads a 2-D `uint8` `.npy` file of packed codes (numpy `packbits`
+/// order, one code a row).
+///
+/// ```
+/// let dir = tempfile::tempdir().unwrap();
+/// let path = dir.path().join("codes.npy");
+/// ash_mih::npy::write_packed(&path, &[0x0f, 0xf0, 0xff, 0x00], 2).unwrap();
+/// let codes = ash_mih::npy::read_packed(&path).unwrap();
+/// assert_eq!((codes.rows, codes.row_bytes, codes.row(1)), (2, 2, &[0xff, 0x00][..]));
+/// ```
 pub fn read_packed(path: &Path) -> Result<PackedCodes, NpyError> {
     let io = |source| NpyError::Io {
         path: path.to_owned(),

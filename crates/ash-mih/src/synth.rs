@@ -16,7 +16,12 @@ pub enum Spread {
     Uniform,
     /// `centres` random centres; each code is one of them with every bit
     /// flipped with probability `flip`.
-    Clustered { centres: usize, flip: f64 },
+    Clustered {
+        /// Number of centres.
+        centres: usize,
+        /// Probability of each bit being flipped from its centre.
+        flip: f64,
+    },
 }
 
 /// Codes per parallel chunk; fixed so the output does not depend on the

@@ -1,5 +1,12 @@
 //! Multi-index hashing (MIH): exact Hamming range and k-nearest-neighbour
-//! search over a byte image of binary codes. Knows bytes and codes only.
+//! search over a byte image of binary codes. Knows bytes and codes only:
+//! no tantivy, no HTTP, no images, no ONNX.
+//!
+//! - [`code`]: binary codes of 1..=256 bits and their Hamming distance;
+//! - [`MihBuilder`], [`MihIndex`]: the `.mih` table, built and searched;
+//! - [`npy`]: packed codes in numpy `.npy` files;
+//! - [`synth`]: deterministic synthetic code sets;
+//! - [`fsio`]: atomic, durable file writes.
 //!
 //! # How does it work?
 //!
@@ -31,6 +38,30 @@
 //! any `D: AsRef<[u8]>` (a `Vec<u8>`, an mmap, a tantivy `OwnedBytes`);
 //! opening checks the header and section bounds only, [`MihIndex::verify`]
 //! checks the whole-file checksum and the tables' consistency.
+//!
+//! ```
+//! use ash_mih::code::BinaryCode;
+//! use ash_mih::{MihBuilder, MihIndex, SearchOptions};
+//!
+//! let codes: Vec<BinaryCode> = ["0f0f0f", "0f0f0e", "f0f0f0", "0f0f00"]
+//!     .iter()
+//!     .map(|h| BinaryCode::from_hex(h, 24).unwrap())
+//!     .collect();
+//! let bytes = MihBuilder::new(24).unwrap().build(&codes).unwrap();
+//! let index = MihIndex::open(bytes).unwrap();
+//! let query = BinaryCode::from_hex("0f0f0f", 24).unwrap();
+//! let hits = index.knn(&query, 2, &SearchOptions::default()).unwrap();
+//! assert_eq!(hits.iter().map(|h| (h.doc, h.distance)).collect::<Vec<_>>(), [(0, 0), (1, 1)]);
+//! let near = index.range(&query, 4, &SearchOptions::default()).unwrap();
+//! assert_eq!(near.len(), 3);
+//! ```
+
+#![deny(missing_docs)]
+
+pub mod code;
+pub mod fsio;
+pub mod npy;
+pub mod synth;
 
 mod batch;
 mod build;
@@ -64,10 +95,13 @@ pub struct Hit {
 /// Errors of the MIH engine.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum MihError {
+    /// The bytes are not a valid `.mih` image (damaged, truncated, another format).
     #[error(transparent)]
     Format(#[from] FormatError),
+    /// A query code or an input code is not usable (length, characters).
     #[error(transparent)]
     Code(#[from] CodeError),
+    /// A call's argument is out of range (bits, substrings, k); the text says which.
     #[error("{0}")]
     InvalidArgument(String),
 }
@@ -82,6 +116,12 @@ pub struct MihIndex<D> {
 impl<D: AsRef<[u8]>> MihIndex<D> {
     /// Opens an image, checking the header, its checksum and that every
     /// section lies inside the data. Does not read the tables.
+    ///
+    /// ```
+    /// use ash_mih::{FormatError, MihError, MihIndex};
+    /// let refused = MihIndex::open(b"not a table".to_vec());
+    /// assert!(matches!(refused, Err(MihError::Format(FormatError::TooShort(11)))));
+    /// ```
     pub fn open(data: D) -> Result<Self, MihError> {
         let header = Header::decode(data.as_ref())?;
         Ok(Self { data, header })
@@ -98,10 +138,12 @@ impl<D: AsRef<[u8]>> MihIndex<D> {
     }
 
     /// Number of codes (doc ids `0..len()`).
+    /// Number of codes in the table.
     pub fn len(&self) -> usize {
         self.header.num_codes as usize
     }
 
+    /// Whether the table holds no code.
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }

@@ -29,24 +29,36 @@ pub const MAX_WORDS: usize = MAX_BITS / 64;
 /// Why a code could not be made from its input.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum CodeError {
+    /// A code length outside 1..=256 bits.
     #[error("code length must be between 1 and {MAX_BITS} bits, got {0}")]
     BitsOutOfRange(usize),
+    /// The input has the wrong number of bytes, hex digits or values.
     #[error("expected {expected} {unit}, got {got}")]
     WrongLength {
+        /// How many the code length needs.
         expected: usize,
+        /// How many were given.
         got: usize,
+        /// What was counted (`"bytes"`, `"hex digits"`, ...).
         unit: &'static str,
     },
+    /// A character that does not belong in the input (hex or bit strings).
     #[error("invalid character {ch:?} at position {pos} (expected {expected})")]
     BadChar {
+        /// Its position, from 0.
         pos: usize,
+        /// The character.
         ch: char,
+        /// What was expected there.
         expected: &'static str,
     },
+    /// Packed bytes whose padding bits (beyond the code length) are set.
     #[error("the {0} unused trailing bits of the last byte must be zero")]
     TrailingBitsSet(usize),
+    /// A real value to threshold that is NaN.
     #[error("value at position {0} is NaN; a sign bit needs a number")]
     NotANumber(usize),
+    /// Two codes of different lengths were compared.
     #[error("codes of different lengths cannot be compared ({0} and {1} bits)")]
     LengthMismatch(usize, usize),
 }

@@ -27,6 +27,7 @@ const DENSE_KEYS_PER_CODE: u64 = 4;
 const DENSE_KEYS_FLOOR: u64 = 1 << 16;
 
 impl MihBuilder {
+    /// A builder for codes of `bits` bits (1..=256).
     pub fn new(bits: usize) -> Result<Self, MihError> {
         if !(1..=MAX_BITS).contains(&bits) {
             return Err(MihError::InvalidArgument(format!(
@@ -46,6 +47,15 @@ impl MihBuilder {
     }
 
     /// Builds from codes that all have this builder's length.
+    ///
+    /// ```
+    /// use ash_mih::{code::BinaryCode, MihBuilder, MihIndex};
+    /// let codes = ash_mih::synth::generate(1_000, 48, ash_mih::synth::Spread::Uniform, 1, 2).unwrap();
+    /// let table = MihBuilder::new(48).unwrap().build(&codes).unwrap();
+    /// let index = MihIndex::open(&table[..]).unwrap();
+    /// index.verify().unwrap();
+    /// assert_eq!(index.code(7), Some(codes[7]));
+    /// ```
     pub fn build(&self, codes: &[BinaryCode]) -> Result<Vec<u8>, MihError> {
         let w = words_for(self.bits);
         let mut words = Vec::with_capacity(codes.len() * w);
@@ -65,7 +75,7 @@ impl MihBuilder {
     /// Builds from rows of packed bytes (numpy `packbits` order), `bytes_for(bits)` each.
     pub fn build_packed(&self, packed: &[u8]) -> Result<Vec<u8>, MihError> {
         let row = bytes_for(self.bits);
-        if packed.len() % row != 0 {
+        if !packed.len().is_multiple_of(row) {
             return Err(MihError::InvalidArgument(format!(
                 "{} bytes is not a whole number of {row}-byte codes",
                 packed.len()

@@ -32,22 +32,40 @@ pub enum Directory {
 /// Why a `.mih` file was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum FormatError {
+    /// Fewer bytes than the smallest valid file.
     #[error("file is {0} bytes, too short to be a .mih file")]
     TooShort(usize),
+    /// The first bytes are not `ASH-MIH\n`: another kind of file.
     #[error("not a .mih file (bad magic)")]
     BadMagic,
+    /// A format version this build does not read.
     #[error(".mih format version {0} is not supported (this build reads version {VERSION})")]
     UnsupportedVersion(u32),
+    /// The header's own checksum fails: the header is damaged.
     #[error("header checksum mismatch: the header is damaged")]
     HeaderChecksum,
+    /// The whole-file checksum fails ([`crate::MihIndex::verify`]).
     #[error("body checksum mismatch: the file is damaged")]
     BodyChecksum,
+    /// The file is longer or shorter than its header says.
     #[error("file length {actual} does not match the {expected} bytes the header records (truncated or padded)")]
-    LengthMismatch { expected: u64, actual: u64 },
+    LengthMismatch {
+        /// Bytes the header records.
+        expected: u64,
+        /// Bytes there are.
+        actual: u64,
+    },
+    /// A header field is out of range or inconsistent; the text says which.
     #[error("invalid header: {0}")]
     InvalidHeader(String),
+    /// A substring table's buckets are inconsistent.
     #[error("corrupt table {table}: {reason}")]
-    CorruptTable { table: usize, reason: String },
+    CorruptTable {
+        /// The table, from 0.
+        table: usize,
+        /// What is wrong with it.
+        reason: String,
+    },
 }
 
 /// One substring table as the header describes it.
@@ -57,6 +75,7 @@ pub struct TableDesc {
     pub start_bit: u32,
     /// Substring length in bits (1..=32).
     pub len_bits: u32,
+    /// How keys map to buckets.
     pub directory: Directory,
     /// Dense: `2^len_bits`. Sparse: number of distinct keys.
     pub num_keys: u64,
@@ -71,11 +90,17 @@ pub struct TableDesc {
 /// The parsed header.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Header {
+    /// Code length in bits.
     pub bits: u32,
+    /// Number of codes.
     pub num_codes: u64,
+    /// Bytes per stored id (1 to 4).
     pub id_bytes: u32,
+    /// Where the code array starts.
     pub codes_offset: u64,
+    /// The whole file's length.
     pub file_len: u64,
+    /// One descriptor per substring table.
     pub tables: Vec<TableDesc>,
 }
 
@@ -85,6 +110,7 @@ impl Header {
         FIXED_HEADER_LEN + num_tables * TABLE_DESC_LEN + 4
     }
 
+    /// `u64` words per code in the code array.
     pub fn words_per_code(&self) -> usize {
         words_for(self.bits as usize)
     }
@@ -258,7 +284,7 @@ pub fn verify_body(data: &[u8]) -> Result<(), FormatError> {
 fn check_section(offset: u64, len: u64, file_len: u64, what: &str) -> Result<(), FormatError> {
     let end = offset.checked_add(len);
     match end {
-        Some(end) if offset % ALIGN as u64 == 0 && end <= file_len - FOOTER_LEN as u64 => Ok(()),
+        Some(end) if offset.is_multiple_of(ALIGN as u64) && end <= file_len - FOOTER_LEN as u64 => Ok(()),
         _ => Err(invalid(format!(
             "{what} section at {offset}+{len} lies outside the {file_len}-byte file or is misaligned"
         ))),
@@ -269,10 +295,12 @@ fn invalid(reason: String) -> FormatError {
     FormatError::InvalidHeader(reason)
 }
 
+/// Appends a little-endian `u32`.
 pub fn put_u32(out: &mut Vec<u8>, v: u32) {
     out.extend_from_slice(&v.to_le_bytes());
 }
 
+/// Appends a little-endian `u64`.
 pub fn put_u64(out: &mut Vec<u8>, v: u64) {
     out.extend_from_slice(&v.to_le_bytes());
 }

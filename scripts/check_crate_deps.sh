@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# The crate graph is the architecture: each library crate's normal
+# dependency tree must not contain what its layer must not know.
+# usage: scripts/check_crate_deps.sh   (exits 1 naming each violation)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+status=0
+check() {
+  local crate=$1; shift
+  local tree
+  if ! tree=$(cargo tree --locked -p "$crate" -e normal --prefix none 2>&1); then
+    echo "$crate: cargo tree failed: $tree" >&2
+    status=1
+    return
+  fi
+  local bad=0
+  for banned in "$@"; do
+    if grep -qE "^$banned v" <<<"$tree"; then
+      echo "$crate must not depend on $banned; it does:" >&2
+      cargo tree --locked -p "$crate" -e normal -i "$banned" >&2 || true
+      bad=1
+    fi
+  done
+  if [ $bad = 0 ]; then echo "$crate: none of $*"; else status=1; fi
+}
+check ash-mih axum tokio hyper ort image tantivy jsonschema clap
+exit $status
