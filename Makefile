@@ -35,19 +35,20 @@ ort: $(ORT_LIB)
 
 ort-old: $(ORT_OLD_LIB)
 
-$(ORT_OLD_LIB):
-	mkdir -p $(ORT_OLD_DIR)/wheel
+# $(call fetch_ort,VERSION,DIR): ONNX Runtime's libraries from its PyPI wheel.
+define fetch_ort
+	mkdir -p $(2)/wheel
 	$(PYTHON) -m pip download --quiet --disable-pip-version-check --no-deps --only-binary :all: \
 	  --python-version 3.11 --platform manylinux_2_28_x86_64 \
-	  onnxruntime==$(ORT_OLD_VERSION) -d $(ORT_OLD_DIR)/wheel
-	$(PYTHON) scripts/extract_ort.py $(ORT_OLD_DIR)/wheel $(ORT_OLD_DIR)
+	  onnxruntime==$(1) -d $(2)/wheel
+	$(PYTHON) scripts/extract_ort.py $(2)/wheel $(2)
+endef
 
 $(ORT_LIB):
-	mkdir -p $(ORT_DIR)/wheel
-	$(PYTHON) -m pip download --quiet --disable-pip-version-check --no-deps --only-binary :all: \
-	  --python-version 3.11 --platform manylinux_2_28_x86_64 \
-	  onnxruntime==$(ORT_VERSION) -d $(ORT_DIR)/wheel
-	$(PYTHON) scripts/extract_ort.py $(ORT_DIR)/wheel $(ORT_DIR)
+	$(call fetch_ort,$(ORT_VERSION),$(ORT_DIR))
+
+$(ORT_OLD_LIB):
+	$(call fetch_ort,$(ORT_OLD_VERSION),$(ORT_OLD_DIR))
 
 demo: build $(DEMO_VENV)/.ready
 	scripts/demo.sh

@@ -41,6 +41,29 @@ fn raw(s: &Server, request: &str) -> (u16, String) {
     (status, body)
 }
 
+/// `ash-search init DIR` with the example configuration.
+fn init_example(dir: &Path) -> std::process::Output {
+    let cfg = Path::new(ROOT).join("schemas/examples/index.json");
+    ash(&[
+        "init",
+        dir.to_str().unwrap(),
+        "--schema",
+        cfg.to_str().unwrap(),
+    ])
+}
+
+/// A copy of a shipped plugin (the model linked, not copied) whose
+/// manifest `edit` changes.
+fn edited_plugin(dir: &Path, shipped: &str, edit: impl FnOnce(&mut Value)) {
+    let src = Path::new(ROOT).join("plugin/models").join(shipped);
+    std::fs::create_dir(dir).unwrap();
+    std::os::unix::fs::symlink(src.join("model.onnx"), dir.join("model.onnx")).unwrap();
+    let mut m: Value =
+        serde_json::from_str(&std::fs::read_to_string(src.join("manifest.json")).unwrap()).unwrap();
+    edit(&mut m);
+    std::fs::write(dir.join("manifest.json"), m.to_string()).unwrap();
+}
+
 fn nested(levels: usize) -> String {
     format!("{}a{}", "(".repeat(levels), ")".repeat(levels))
 }
@@ -622,26 +645,13 @@ fn damaged_code_tables_are_named_by_verify_and_by_search() {
 #[test]
 fn an_interrupted_init_can_be_redone() {
     let tmp = tempfile::tempdir().unwrap();
-    let cfg = Path::new(ROOT).join("schemas/examples/index.json");
     let dir = tmp.path().join("index");
-    assert!(ash(&[
-        "init",
-        dir.to_str().unwrap(),
-        "--schema",
-        cfg.to_str().unwrap()
-    ])
-    .status
-    .success());
+    assert!(init_example(&dir).status.success());
     // Interrupted after tantivy's files, before ash-index.json; a stray
     // temporary file from the atomic write is left too.
     std::fs::remove_file(dir.join("ash-index.json")).unwrap();
     std::fs::write(dir.join(".ash-index.json.x1y2z3.tmp"), b"{").unwrap();
-    let out = ash(&[
-        "init",
-        dir.to_str().unwrap(),
-        "--schema",
-        cfg.to_str().unwrap(),
-    ]);
+    let out = init_example(&dir);
     assert!(
         out.status.success(),
         "{}",
@@ -649,13 +659,7 @@ fn an_interrupted_init_can_be_redone() {
     );
     assert!(ash(&["info", dir.to_str().unwrap()]).status.success());
     // A finished index is not made again.
-    let out = ash(&[
-        "init",
-        dir.to_str().unwrap(),
-        "--schema",
-        cfg.to_str().unwrap(),
-    ]);
-    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(init_example(&dir).status.code(), Some(2));
 }
 
 #[test]
@@ -663,28 +667,13 @@ fn two_ingests_with_different_encoders_cannot_both_pin() {
     let tmp = tempfile::tempdir().unwrap();
     // Two 48-bit plugins whose manifests differ.
     let mut plugins = Vec::new();
-    for version in ["a", "b"] {
+    for version in ["0.0.97", "0.0.98"] {
         let dir = tmp.path().join(format!("plugin-{version}"));
-        std::fs::create_dir(&dir).unwrap();
-        let src = Path::new(ROOT).join("plugin/models/ash-synfundus-48");
-        std::os::unix::fs::symlink(src.join("model.onnx"), dir.join("model.onnx")).unwrap();
-        let mut m: Value =
-            serde_json::from_str(&std::fs::read_to_string(src.join("manifest.json")).unwrap())
-                .unwrap();
-        m["version"] = json!(format!("0.0.{}", version.as_bytes()[0]));
-        std::fs::write(dir.join("manifest.json"), m.to_string()).unwrap();
+        edited_plugin(&dir, "ash-synfundus-48", |m| m["version"] = json!(version));
         plugins.push(dir);
     }
-    let cfg = Path::new(ROOT).join("schemas/examples/index.json");
     let index = tmp.path().join("index");
-    assert!(ash(&[
-        "init",
-        index.to_str().unwrap(),
-        "--schema",
-        cfg.to_str().unwrap()
-    ])
-    .status
-    .success());
+    assert!(init_example(&index).status.success());
     let records = fixtures().join("records.jsonl");
     let children: Vec<_> = plugins
         .iter()
@@ -766,16 +755,12 @@ fn onnx_runtime_1_30_encodes_a_command_line_of_thousands_of_files() {
 #[test]
 fn nan_model_outputs_are_an_error_not_a_code() {
     let tmp = tempfile::tempdir().unwrap();
-    let src = Path::new(ROOT).join("plugin/models/ash-synfundus-12");
     let plugin = tmp.path().join("plugin");
-    std::fs::create_dir(&plugin).unwrap();
-    std::os::unix::fs::symlink(src.join("model.onnx"), plugin.join("model.onnx")).unwrap();
-    let mut m: Value =
-        serde_json::from_str(&std::fs::read_to_string(src.join("manifest.json")).unwrap()).unwrap();
     // A standard deviation that is positive but so small that 1/std is
     // infinite: every input becomes ±inf or NaN, and so do the outputs.
-    m["input"]["std"] = json!([2e-45]);
-    std::fs::write(plugin.join("manifest.json"), m.to_string()).unwrap();
+    edited_plugin(&plugin, "ash-synfundus-12", |m| {
+        m["input"]["std"] = json!([2e-45])
+    });
     let images = fixtures().join("images");
     let out = ash(&[
         "encode",
@@ -795,9 +780,10 @@ fn nan_model_outputs_are_an_error_not_a_code() {
         "{err}"
     );
     // A mean beyond f32's range is refused when the manifest is read.
-    m["input"]["std"] = json!([1.0]);
-    m["input"]["mean"] = json!([1e39]);
-    std::fs::write(plugin.join("manifest.json"), m.to_string()).unwrap();
+    let plugin = tmp.path().join("plugin-2");
+    edited_plugin(&plugin, "ash-synfundus-12", |m| {
+        m["input"]["mean"] = json!([1e39])
+    });
     let out = ash(&[
         "encode",
         "--encoder",
