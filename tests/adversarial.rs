@@ -793,3 +793,46 @@ fn nan_model_outputs_are_an_error_not_a_code() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("not a finite"));
 }
+
+#[test]
+fn served_images_and_record_lines_have_size_limits() {
+    let tmp = tempfile::tempdir().unwrap();
+    let index = fixture_index(tmp.path());
+    let images = fixtures().join("images");
+    let s = Server::start(
+        &index,
+        json!({"image_roots": [images], "max_image_bytes": 1_000}),
+        &[],
+    );
+    for suffix in ["image", "thumbnail"] {
+        let (st, res) = s.get_json(&format!("/documents/case-01/{suffix}"));
+        assert_error(st, &res, 413, "over the limit of 1000 bytes");
+    }
+    healthy(&s);
+    // A JSONL line of 5 MB is refused as a record; the next line is read.
+    let records = tmp.path().join("long-line.jsonl");
+    let long = json!({"id": "long", "report": "x".repeat(5 << 20), "code": "0123456789ab"});
+    std::fs::write(
+        &records,
+        format!("{long}\n{{\"id\": \"after\", \"code\": \"0123456789ab\"}}\n"),
+    )
+    .unwrap();
+    let errors = tmp.path().join("errors.jsonl");
+    let out = ash(&[
+        "ingest",
+        &index,
+        records.to_str().unwrap(),
+        "--errors",
+        errors.to_str().unwrap(),
+        "--quiet",
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    let e: Value = serde_json::from_str(std::fs::read_to_string(&errors).unwrap().trim()).unwrap();
+    assert_eq!(e["line"], 1);
+    assert!(
+        e["reason"].as_str().unwrap().contains("line longer than"),
+        "{e}"
+    );
+    let info: Value = serde_json::from_slice(&ash(&["info", &index, "--json"]).stdout).unwrap();
+    assert_eq!(info["documents"], 12, "the line after it was indexed");
+}
