@@ -51,7 +51,7 @@ curl -s -F image=@"$q/grade3.png" -F k=3 -F filter='grade:[3 TO 4]' -F text=haem
   python3 -c 'import json,sys; r=json.load(sys.stdin); print("query code", r["query"]["code"], "(%.1f ms)" % r["took_ms"]); [print(" ", h["id"], "d=%s" % h["distance"], "grade", h["fields"]["grade"], h["fields"]["eye"], h["fields"]["report"], h.get("thumbnail_url", "")) for h in r["hits"]]'
 kill $server
 trap - EXIT
-echo "-- to browse it: $bin serve $out/index --image-root $out/data/images, then open http://127.0.0.1:8080/"
+echo "-- to browse it: $bin serve $out/index --image-root $out/data/images, then open the address it prints (http://127.0.0.1:8080/?token=…)"
 
 echo
 echo "== 3. the engine alone: 200,000 clustered 48-bit codes, 3 fresh queries"
