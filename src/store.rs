@@ -214,8 +214,8 @@ fn clear_unfinished_init(dir: &Path) -> Result<(), IndexError> {
     let empty = meta["segments"].as_array().is_some_and(|s| s.is_empty());
     if !empty {
         return Err(invalid(format!(
-            "holds a tantivy index ({TANTIVY_META}) with documents but no {CONFIG_FILE}; \
-             it was not made by `ash-search init`, so it is left alone"
+            "holds a tantivy index ({TANTIVY_META}) that is not empty (or not readable) \
+             but no {CONFIG_FILE}; it was not made by `ash-search init`, so it is left alone"
         )));
     }
     for name in [TANTIVY_META, ".managed.json"] {

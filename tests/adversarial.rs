@@ -41,6 +41,26 @@ fn raw(s: &Server, request: &str) -> (u16, String) {
     (status, body)
 }
 
+/// `ash-search ingest INDEX RECORDS` with an errors file: the exit code and
+/// the error records.
+fn ingest_errors(index: &str, records: &Path) -> (Option<i32>, Vec<Value>) {
+    let errors = records.with_extension("errors.jsonl");
+    let out = ash(&[
+        "ingest",
+        index,
+        records.to_str().unwrap(),
+        "--errors",
+        errors.to_str().unwrap(),
+        "--quiet",
+    ]);
+    let lines = std::fs::read_to_string(&errors)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    (out.status.code(), lines)
+}
+
 /// `ash-search init DIR` with the example configuration.
 fn init_example(dir: &Path) -> std::process::Output {
     let cfg = Path::new(ROOT).join("schemas/examples/index.json");
@@ -242,25 +262,10 @@ fn an_id_over_the_limit_is_refused_every_time() {
     let id = "i".repeat(70_000);
     let line = json!({"id": id, "code": "0123456789ab", "report": "x"}).to_string();
     std::fs::write(&records, format!("{line}\n")).unwrap();
-    let errors = tmp.path().join("errors.jsonl");
     for _ in 0..2 {
-        let out = ash(&[
-            "ingest",
-            &index,
-            records.to_str().unwrap(),
-            "--errors",
-            errors.to_str().unwrap(),
-            "--quiet",
-        ]);
-        assert_eq!(out.status.code(), Some(1));
-        let e: Value = serde_json::from_str(
-            std::fs::read_to_string(&errors)
-                .unwrap()
-                .lines()
-                .next()
-                .unwrap(),
-        )
-        .unwrap();
+        let (code, errors) = ingest_errors(&index, &records);
+        assert_eq!(code, Some(1));
+        let e = &errors[0];
         assert!(
             e["reason"]
                 .as_str()
@@ -292,21 +297,8 @@ fn a_cut_photograph_is_refused_not_indexed_in_part() {
         "{\"id\": \"cut\", \"image\": \"cut.jpg\"}\n{\"id\": \"crc\", \"image\": \"crc.png\"}\n{\"id\": \"no-iend\", \"image\": \"no-iend.png\"}\n",
     )
     .unwrap();
-    let errors = tmp.path().join("errors.jsonl");
-    let out = ash(&[
-        "ingest",
-        &index,
-        records.to_str().unwrap(),
-        "--errors",
-        errors.to_str().unwrap(),
-        "--quiet",
-    ]);
-    assert_eq!(out.status.code(), Some(1));
-    let reasons: Vec<Value> = std::fs::read_to_string(&errors)
-        .unwrap()
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
+    let (code, reasons) = ingest_errors(&index, &records);
+    assert_eq!(code, Some(1));
     assert_eq!(reasons.len(), 3, "{reasons:?}");
     assert!(reasons[0]["reason"]
         .as_str()
@@ -818,17 +810,9 @@ fn served_images_and_record_lines_have_size_limits() {
         format!("{long}\n{{\"id\": \"after\", \"code\": \"0123456789ab\"}}\n"),
     )
     .unwrap();
-    let errors = tmp.path().join("errors.jsonl");
-    let out = ash(&[
-        "ingest",
-        &index,
-        records.to_str().unwrap(),
-        "--errors",
-        errors.to_str().unwrap(),
-        "--quiet",
-    ]);
-    assert_eq!(out.status.code(), Some(1));
-    let e: Value = serde_json::from_str(std::fs::read_to_string(&errors).unwrap().trim()).unwrap();
+    let (code, errors) = ingest_errors(&index, &records);
+    assert_eq!((code, errors.len()), (Some(1), 1));
+    let e = &errors[0];
     assert_eq!(e["line"], 1);
     assert!(
         e["reason"].as_str().unwrap().contains("line longer than"),

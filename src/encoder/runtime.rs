@@ -189,10 +189,7 @@ pub fn runtime() -> Result<&'static Runtime, EncoderError> {
 /// line, plus 16 MiB; only what is touched is ever committed) removes the
 /// cause for every caller, CLI or server thread alike.
 fn load_on_own_stack() -> Result<Runtime, EncoderError> {
-    let cmdline = std::fs::metadata("/proc/self/cmdline")
-        .ok()
-        .and_then(|_| std::fs::read("/proc/self/cmdline").ok())
-        .map_or(0, |c| c.len());
+    let cmdline = std::fs::read("/proc/self/cmdline").map_or(0, |c| c.len());
     let stack = (16 << 20) + cmdline.saturating_mul(256);
     std::thread::Builder::new()
         .name("ort-load".into())
