@@ -63,16 +63,17 @@ lint:
 	$(CARGO) fmt --all --check
 	$(CARGO) clippy --locked --workspace --all-targets -- -D warnings
 	scripts/check_crate_deps.sh
-	RUSTDOCFLAGS="-D warnings" $(CARGO) doc --locked --no-deps -p ash-mih --quiet
+	RUSTDOCFLAGS="-D warnings" $(CARGO) doc --locked --no-deps -p ash-mih -p ash-tantivy -p ash-encoder --quiet
 
 # The library crates package as they are (could be published).
 package-check:
-	$(CARGO) package --locked -p ash-mih --allow-dirty --no-verify --quiet
+	$(CARGO) package --locked -p ash-mih -p ash-tantivy -p ash-encoder --allow-dirty --no-verify --quiet
 
 test: lint package-check plugin-test $(ORT_LIB) $(ORT_OLD_LIB)
 	$(CARGO) test --locked --workspace --all-targets
 	$(CARGO) test --locked --workspace --doc
 	$(CARGO) run --locked --quiet -p ash-mih --example mih_only
+	$(CARGO) run --locked --quiet -p ash-tantivy --example embed_tantivy
 	$(MAKE) browser-test
 
 # The search page in headless Chromium (Debian's), driven by playwright-core

@@ -201,7 +201,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             },
         )?
         .iter()
-        .map(|h| h.distance)
+        .filter_map(|h| h.distance)
         .collect();
         let naive: Vec<u32> = searcher
             .search(&AllQuery, &naive_top10(q))?

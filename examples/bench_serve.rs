@@ -16,8 +16,8 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use ash_search::config::{EncoderRef, IndexConfig};
 use ash_search::encoder::EncoderOptions;
-use ash_search::index::config::{EncoderRef, IndexConfig};
 use ash_search::ingest::{self, IngestOptions, Source};
 use ash_search::server::{self, App, ServeConfig};
 use ash_search::store::Store;

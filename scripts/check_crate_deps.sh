@@ -23,5 +23,10 @@ check() {
   done
   if [ $bad = 0 ]; then echo "$crate: none of $*"; else status=1; fi
 }
+# Codes and the MIH engine: no HTTP, ONNX, images, tantivy, schemas or CLI.
 check ash-mih axum tokio hyper ort image tantivy jsonschema clap
+# The tantivy field: no encoder, no HTTP, no async runtime, no images.
+check ash-tantivy ort ash-encoder axum hyper tokio image jsonschema clap
+# The encoder: no search engine, no HTTP, no async runtime.
+check ash-encoder tantivy ash-tantivy axum hyper tokio clap
 exit $status

@@ -12,10 +12,11 @@ use tantivy::schema::{FieldType, IndexRecordOption, Value};
 use tantivy::{DocAddress, Searcher, TantivyDocument, Term};
 
 use crate::code::BinaryCode;
-use crate::index::config::ID_FIELD;
-use crate::index::hybrid::{self, Hit, Mode};
+use crate::config::ID_FIELD;
+use crate::error::ErrorKind;
+use crate::index::hybrid::{self, Mode};
 use crate::index::query_text::{parse_bounded, QueryLimits, QueryTextError};
-use crate::index::IndexError;
+use crate::index::{Hit, IndexError};
 use crate::store::Store;
 
 /// What to search for. At least one of `code`, `like` or `text`.
@@ -42,15 +43,68 @@ pub struct HitJson {
     pub fields: BTreeMap<String, serde_json::Value>,
 }
 
+/// Which query string of a search an error is about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum QueryPart {
+    /// The full-text query.
+    Text,
+    /// The restricting query.
+    Filter,
+}
+
+impl std::fmt::Display for QueryPart {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            QueryPart::Text => "text",
+            QueryPart::Filter => "filter",
+        })
+    }
+}
+
 /// Why a search failed: the user's fault (bad query, unknown id) or not.
 #[derive(Debug, thiserror::Error)]
 pub enum SearchError {
-    #[error("{0}")]
-    BadRequest(String),
-    #[error("{0}")]
-    NotFound(String),
+    /// No live document has this id (the query by example's `like`).
+    #[error("no document has id {0:?}")]
+    UnknownId(String),
+    /// The example document has no code to search with.
+    #[error("document {0:?} has no code")]
+    NoCode(String),
+    /// Both a query code and an example id were given.
+    #[error("give a query code or an example id (like), not both")]
+    CodeAndExample,
+    /// Nothing to search for.
+    #[error("a search needs an image, a code, an example id (like) or text")]
+    NothingToSearch,
+    /// A query string is over the limits or does not parse. A refused
+    /// string is echoed back only when it was within the limits: it may be
+    /// 40 KB of brackets.
+    #[error("{part}{}: {source}", shown.as_ref().map(|q| format!(" {q:?}")).unwrap_or_default())]
+    Query {
+        /// Which query string.
+        part: QueryPart,
+        /// The string, when it is short enough to show.
+        shown: Option<String>,
+        /// Why it was refused.
+        source: QueryTextError,
+    },
+    /// The index failed, or refused a code.
     #[error(transparent)]
     Index(#[from] IndexError),
+}
+
+impl SearchError {
+    /// The class of this error.
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            SearchError::UnknownId(_) => ErrorKind::NotFound,
+            SearchError::NoCode(_)
+            | SearchError::CodeAndExample
+            | SearchError::NothingToSearch
+            | SearchError::Query { .. } => ErrorKind::InvalidInput,
+            SearchError::Index(e) => e.kind().into(),
+        }
+    }
 }
 
 /// Runs `q` on `searcher`.
@@ -61,35 +115,25 @@ pub fn search(
 ) -> Result<Vec<HitJson>, SearchError> {
     let code = match (&q.code, &q.like) {
         (Some(c), None) => {
-            store
-                .index
-                .field()
-                .check(c)
-                .map_err(|e| SearchError::BadRequest(e.to_string()))?;
+            store.index.field().check(c)?;
             Some(*c)
         }
         (None, Some(id)) => Some(code_of(store, searcher, id)?),
         (None, None) => None,
-        (Some(_), Some(_)) => {
-            return Err(SearchError::BadRequest(
-                "give a query code or an example id (like), not both".into(),
-            ))
-        }
+        (Some(_), Some(_)) => return Err(SearchError::CodeAndExample),
     };
     if code.is_none() && q.text.is_none() {
-        return Err(SearchError::BadRequest(
-            "a search needs an image, a code, an example id (like) or text".into(),
-        ));
+        return Err(SearchError::NothingToSearch);
     }
     let text = q
         .text
         .as_deref()
-        .map(|t| parse(store, t, text_fields(store), "text"))
+        .map(|t| parse(store, t, text_fields(store), QueryPart::Text))
         .transpose()?;
     let filter = q
         .filter
         .as_deref()
-        .map(|t| parse(store, t, indexed_fields(store), "filter"))
+        .map(|t| parse(store, t, indexed_fields(store), QueryPart::Filter))
         .transpose()?;
     let hits = hybrid::search(
         &store.index,
@@ -133,13 +177,13 @@ fn parse(
     store: &Store,
     q: &str,
     fields: Vec<tantivy::schema::Field>,
-    what: &str,
+    part: QueryPart,
 ) -> Result<Box<dyn Query>, SearchError> {
     let parser = QueryParser::for_index(store.index.index(), fields);
-    parse_bounded(&parser, q, &QueryLimits::default()).map_err(|e| match e {
-        // A refused string is not echoed back: it may be 40 KB of brackets.
-        QueryTextError::Syntax(e) => SearchError::BadRequest(format!("{what} {q:?}: {e}")),
-        limit => SearchError::BadRequest(format!("{what}: {limit}")),
+    parse_bounded(&parser, q, &QueryLimits::default()).map_err(|source| SearchError::Query {
+        part,
+        shown: matches!(source, QueryTextError::Syntax(_)).then(|| q.to_string()),
+        source,
     })
 }
 
@@ -159,14 +203,14 @@ pub fn find(
 
 /// The code of the indexed document with this id.
 pub fn code_of(store: &Store, searcher: &Searcher, id: &str) -> Result<BinaryCode, SearchError> {
-    let address = find(store, searcher, id)?
-        .ok_or_else(|| SearchError::NotFound(format!("no document has id {id:?}")))?;
+    let address =
+        find(store, searcher, id)?.ok_or_else(|| SearchError::UnknownId(id.to_string()))?;
     let codes = store
         .index
         .codes(searcher.segment_reader(address.segment_ord))?;
     codes
         .code(address.doc_id)
-        .ok_or_else(|| SearchError::BadRequest(format!("document {id:?} has no code")))
+        .ok_or_else(|| SearchError::NoCode(id.to_string()))
 }
 
 /// A document's stored fields as JSON (the first value of each field).

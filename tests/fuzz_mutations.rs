@@ -300,7 +300,7 @@ fn mutate_text(text: &str, rng: &mut Rng) -> String {
 
 #[test]
 fn damaged_jsonl_records_never_panic_the_parser() {
-    use ash_search::index::config::IndexConfig;
+    use ash_search::config::IndexConfig;
     use ash_search::ingest::records::RecordParser;
     use ash_search::store::Store;
     let tmp = tempfile::tempdir().unwrap();
@@ -311,7 +311,7 @@ fn damaged_jsonl_records_never_panic_the_parser() {
     let mut config = IndexConfig::from_json(&config).unwrap();
     config.hash.encoder = None;
     let store = Store::init(&tmp.path().join("index"), config).unwrap();
-    let parser = RecordParser::new(&store).unwrap();
+    let parser = RecordParser::new(&store);
     fuzz("jsonl", iterations(100_000) / 5, |rng| {
         let line = mutate_text(RECORDS[rng.below(RECORDS.len())], rng);
         let _ = parser.parse(&line, tmp.path());

@@ -155,7 +155,7 @@ fn check_all(index: &HashIndex, f: &Fields, model: &Model, queries: &[BinaryCode
                 .unwrap();
                 let got: Vec<(u32, String)> = hits
                     .iter()
-                    .map(|h| (h.distance, id_of(&searcher, f, h.address)))
+                    .map(|h| (h.distance.unwrap(), id_of(&searcher, f, h.address)))
                     .collect();
                 assert_same_topk(&got, &all, k, &format!("knn k={k} filter={per_mille}"));
             }
@@ -489,7 +489,7 @@ fn readers_stay_exact_while_a_writer_commits_and_merges() {
         let hits = knn(&index, &searcher, &q, &nearest(25)).unwrap();
         let got: Vec<(u32, String)> = hits
             .iter()
-            .map(|h| (h.distance, id_of(&searcher, &f, h.address)))
+            .map(|h| (h.distance.unwrap(), id_of(&searcher, &f, h.address)))
             .collect();
         assert_same_topk(&got, &all, 25, "concurrent");
         let ids: std::collections::HashSet<_> = got.iter().map(|g| &g.1).collect();

@@ -6,8 +6,7 @@ use clap::{Args, ValueEnum};
 
 use ash_search::encoder::preprocess::ImageLimits;
 use ash_search::encoder::{Device, Encoder, EncoderOptions};
-use ash_search::index::IndexError;
-use ash_search::store::Store;
+use ash_search::store::{Store, StoreError};
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
 pub enum DeviceArg {
@@ -54,7 +53,7 @@ impl EncoderArgs {
 
     /// The index's encoder (or `--encoder`), checked against its pin, with
     /// a log line saying which model runs where.
-    pub fn open(&self, store: &Store, options: &EncoderOptions) -> Result<Encoder, IndexError> {
+    pub fn open(&self, store: &Store, options: &EncoderOptions) -> Result<Encoder, StoreError> {
         let encoder = store.open_encoder(self.encoder.as_deref(), options)?;
         say!("{}", encoder.describe());
         Ok(encoder)

@@ -11,8 +11,8 @@ use clap::{Args, ValueEnum};
 
 use super::encoder_args::EncoderArgs;
 use super::CliError;
-use ash_search::index::config::IndexConfig;
-use ash_search::index::config::{EncoderRef, IMAGE_FIELD};
+use ash_search::config::IndexConfig;
+use ash_search::config::{EncoderRef, IMAGE_FIELD};
 use ash_search::index::hybrid::Mode;
 use ash_search::ingest::{self, IngestOptions, RecordError, Source};
 use ash_search::search::{SearchError, SearchQuery};
@@ -242,13 +242,11 @@ pub fn search(args: SearchArgs) -> Result<ExitCode, CliError> {
         radius: args.radius,
         mode: Some(mode),
     };
-    let hits = ash_search::search::search(&store, &searcher, &query).map_err(|e| match e {
-        SearchError::BadRequest(m) | SearchError::NotFound(m) => match &args.like {
-            Some(id) if m.contains(id.as_str()) => format!("--like {id:?}: {m}"),
-            _ if m.starts_with("filter ") || m.starts_with("text ") => format!("--{m}"),
-            _ => m,
-        },
-        SearchError::Index(e) => e.to_string(),
+    // The message names the option the problem is in, by the error's type.
+    let hits = ash_search::search::search(&store, &searcher, &query).map_err(|e| match &e {
+        SearchError::UnknownId(id) | SearchError::NoCode(id) => format!("--like {id:?}: {e}"),
+        SearchError::Query { .. } => format!("--{e}"),
+        _ => e.to_string(),
     })?;
     let took_ms = started.elapsed().as_secs_f64() * 1e3;
     let rows: Vec<serde_json::Value> = hits
@@ -347,7 +345,11 @@ pub fn verify(index: PathBuf, json: bool) -> Result<ExitCode, CliError> {
         writeln!(
             out,
             "{}",
-            serde_json::json!({"segments": checks, "damaged": damaged})
+            serde_json::json!({"segments": checks.iter().map(|c| serde_json::json!({
+                "segment": c.segment,
+                "docs": c.docs,
+                "problem": c.problem,
+            })).collect::<Vec<_>>(), "damaged": damaged})
         )?;
     } else {
         for c in &checks {

@@ -29,8 +29,9 @@ use tantivy::{Searcher, TantivyDocument, Term};
 
 use crate::encoder::preprocess::Preprocessor;
 use crate::encoder::Encoder;
+use crate::error::ErrorKind;
 use crate::index::IndexError;
-use crate::store::Store;
+use crate::store::{Store, StoreError};
 use records::RecordParser;
 use sources::RawRecord;
 
@@ -65,8 +66,29 @@ pub enum Source<'a> {
 /// Why an ingest stopped.
 #[derive(Debug, thiserror::Error)]
 pub enum IngestError {
+    /// The index failed.
     #[error(transparent)]
     Index(#[from] IndexError),
+    /// The index directory or its encoder pin failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// A source file or folder could not be read.
+    #[error("{}: {source}", path.display())]
+    Read {
+        /// The file or folder.
+        path: PathBuf,
+        /// The failure.
+        source: std::io::Error,
+    },
+    /// The metadata CSV of an image folder is unusable as a whole (not
+    /// CSV, a file named twice); rows that are only wrong are record errors.
+    #[error("{}: {reason}", path.display())]
+    Metadata {
+        /// The CSV file.
+        path: PathBuf,
+        /// What is wrong with it.
+        reason: String,
+    },
     /// The deadline passed before the final commit: nothing since the last
     /// commit was indexed (with `commit_every` at its maximum, nothing).
     #[error("the ingest ran past its deadline and was rolled back; nothing after the last commit was indexed")]
@@ -74,6 +96,20 @@ pub enum IngestError {
     /// The record reader failed (a bug): nothing since the last commit was indexed.
     #[error("the record reader failed ({0}); nothing after the last commit was indexed")]
     ReaderFailed(String),
+}
+
+impl IngestError {
+    /// The class of this error.
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            IngestError::Index(e) => e.kind().into(),
+            IngestError::Store(e) => e.kind(),
+            IngestError::Read { .. } => ErrorKind::Io,
+            IngestError::Metadata { .. } => ErrorKind::InvalidInput,
+            IngestError::DeadlineExceeded => ErrorKind::Unavailable,
+            IngestError::ReaderFailed(_) => ErrorKind::Internal,
+        }
+    }
 }
 
 impl From<tantivy::TantivyError> for IngestError {
@@ -158,7 +194,7 @@ pub fn ingest(
 ) -> Result<IngestReport, IngestError> {
     let started = Instant::now();
     let mut report = IngestReport::default();
-    let parser = RecordParser::new(store)?;
+    let parser = RecordParser::new(store);
     let (records, total): (Box<dyn Iterator<Item = RawRecord> + Send + '_>, u64) = match source {
         Source::Jsonl(path) => (Box::new(sources::jsonl(path)?), sources::count_lines(path)),
         Source::Reader {

@@ -8,8 +8,8 @@ use tantivy::time::format_description::well_known::Rfc3339;
 use tantivy::time::{Date, Month, OffsetDateTime};
 use tantivy::{DateTime, TantivyDocument};
 
-use crate::index::config::{FieldKind, IndexConfig, ID_FIELD, IMAGE_FIELD};
-use crate::index::{HashField, IndexError};
+use crate::config::{FieldKind, IndexConfig, ID_FIELD, IMAGE_FIELD};
+use crate::index::HashField;
 use crate::store::Store;
 
 /// The JSON Schema of a record.
@@ -42,19 +42,26 @@ pub struct RecordParser {
     config: IndexConfig,
     schema: Schema,
     hash: HashField,
-    validator: jsonschema::Validator,
+}
+
+/// The record schema's validator, compiled once per process.
+fn validator() -> &'static jsonschema::Validator {
+    static VALIDATOR: std::sync::OnceLock<jsonschema::Validator> = std::sync::OnceLock::new();
+    VALIDATOR.get_or_init(|| {
+        let schema: serde_json::Value =
+            serde_json::from_str(RECORD_SCHEMA).expect("bundled schema is JSON");
+        jsonschema::validator_for(&schema).expect("bundled schema is valid")
+    })
 }
 
 impl RecordParser {
-    pub fn new(store: &Store) -> Result<Self, IndexError> {
-        let schema_json: serde_json::Value =
-            serde_json::from_str(RECORD_SCHEMA).expect("bundled schema is JSON");
-        Ok(Self {
+    /// A parser for the records of `store`'s index.
+    pub fn new(store: &Store) -> Self {
+        Self {
             config: store.config.clone(),
             schema: store.index.schema(),
             hash: store.index.field().clone(),
-            validator: jsonschema::validator_for(&schema_json).expect("bundled schema is valid"),
-        })
+        }
     }
 
     /// A JSONL line; a relative `image` path is taken from `base`.
@@ -80,8 +87,7 @@ impl RecordParser {
                 ),
             ));
         }
-        let problems: Vec<String> = self
-            .validator
+        let problems: Vec<String> = validator()
             .iter_errors(&value)
             .map(|e| format!("{e} at {}", e.instance_path()))
             .collect();

@@ -10,8 +10,8 @@ use std::path::{Path, PathBuf};
 
 use serde_json::{Map, Value};
 
-use crate::index::config::{FieldKind, IndexConfig, ID_FIELD};
-use crate::index::IndexError;
+use super::IngestError;
+use crate::config::{FieldKind, IndexConfig, ID_FIELD};
 
 /// One record before it is parsed.
 #[derive(Debug)]
@@ -33,9 +33,8 @@ pub const IMAGE_EXTENSIONS: &[&str] = &["png", "jpg", "jpeg", "tif", "tiff", "bm
 pub const MAX_LINE_BYTES: usize = 4 << 20;
 
 /// The records of a JSONL file, one line at a time.
-pub fn jsonl(path: &Path) -> Result<impl Iterator<Item = RawRecord> + Send, IndexError> {
-    let file =
-        File::open(path).map_err(|e| IndexError::Invalid(format!("{}: {e}", path.display())))?;
+pub fn jsonl(path: &Path) -> Result<impl Iterator<Item = RawRecord> + Send, IngestError> {
+    let file = File::open(path).map_err(read_error(path))?;
     let base = path.parent().map(Path::to_owned).unwrap_or_default();
     Ok(jsonl_reader(
         BufReader::new(file),
@@ -148,15 +147,14 @@ pub fn count_lines(path: &Path) -> u64 {
 }
 
 /// Every file under `dir` (sorted, hidden files left out), except `skip`.
-pub fn list_files(dir: &Path, skip: Option<&Path>) -> Result<Vec<PathBuf>, IndexError> {
+pub fn list_files(dir: &Path, skip: Option<&Path>) -> Result<Vec<PathBuf>, IngestError> {
     let mut out = Vec::new();
     let mut stack = vec![dir.to_owned()];
     let skip = skip.and_then(|p| p.canonicalize().ok());
     while let Some(d) = stack.pop() {
-        let entries = std::fs::read_dir(&d)
-            .map_err(|e| IndexError::Invalid(format!("{}: {e}", d.display())))?;
+        let entries = std::fs::read_dir(&d).map_err(read_error(&d))?;
         for entry in entries {
-            let entry = entry.map_err(|e| IndexError::Invalid(format!("{}: {e}", d.display())))?;
+            let entry = entry.map_err(read_error(&d))?;
             let path = entry.path();
             if entry.file_name().to_string_lossy().starts_with('.') {
                 continue;
@@ -182,7 +180,7 @@ pub fn image_folder(
     dir: &Path,
     metadata: Option<&Path>,
     config: &IndexConfig,
-) -> Result<(Vec<RawRecord>, Vec<Orphan>), IndexError> {
+) -> Result<(Vec<RawRecord>, Vec<Orphan>), IngestError> {
     let mut rows = match metadata {
         Some(csv) => read_metadata(csv, config)?,
         None => HashMap::new(),
@@ -247,8 +245,18 @@ pub fn image_folder(
 /// CSV rows keyed by file name: (line, typed fields).
 type MetadataRows = HashMap<String, (usize, Map<String, Value>)>;
 
-fn read_metadata(path: &Path, config: &IndexConfig) -> Result<MetadataRows, IndexError> {
-    let fail = |e: &dyn std::fmt::Display| IndexError::Invalid(format!("{}: {e}", path.display()));
+fn read_error(path: &Path) -> impl FnOnce(std::io::Error) -> IngestError + '_ {
+    move |source| IngestError::Read {
+        path: path.to_owned(),
+        source,
+    }
+}
+
+fn read_metadata(path: &Path, config: &IndexConfig) -> Result<MetadataRows, IngestError> {
+    let fail = |e: &dyn std::fmt::Display| IngestError::Metadata {
+        path: path.to_owned(),
+        reason: e.to_string(),
+    };
     let mut reader = csv::Reader::from_path(path).map_err(|e| fail(&e))?;
     let headers = reader.headers().map_err(|e| fail(&e))?.clone();
     let key = headers.iter().position(|h| h == "file").unwrap_or(0);

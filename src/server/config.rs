@@ -163,7 +163,7 @@ impl ServeConfig {
     pub fn random_token() -> String {
         let mut bytes = [0u8; 32];
         rand::fill(&mut bytes);
-        bytes.iter().map(|b| format!("{b:02x}")).collect()
+        crate::code::hex(&bytes)
     }
 
     pub fn timeout(&self) -> Duration {

@@ -6,8 +6,11 @@ use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 
+use crate::encoder::{EncoderError, EncoderErrorKind};
+use crate::error::ErrorKind;
 use crate::index::IndexError;
 use crate::search::SearchError;
+use crate::store::StoreError;
 
 #[derive(Debug)]
 pub struct ApiError {
@@ -66,27 +69,59 @@ impl IntoResponse for ApiError {
     }
 }
 
+impl ApiError {
+    /// The answer for an error of `kind`, with the error's own text.
+    pub fn of_kind(kind: ErrorKind, message: String) -> Self {
+        let (status, code) = match kind {
+            ErrorKind::InvalidInput => (StatusCode::BAD_REQUEST, "bad_request"),
+            ErrorKind::NotFound => (StatusCode::NOT_FOUND, "not_found"),
+            ErrorKind::Conflict => (StatusCode::CONFLICT, "conflict"),
+            ErrorKind::Busy => {
+                return ApiError::new(
+                    StatusCode::CONFLICT,
+                    "index_busy",
+                    "another process is writing to this index; try again when it is done",
+                )
+            }
+            ErrorKind::Unavailable => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
+            ErrorKind::Corrupt | ErrorKind::Io | ErrorKind::Internal => {
+                (StatusCode::INTERNAL_SERVER_ERROR, "internal")
+            }
+        };
+        ApiError::new(status, code, message)
+    }
+}
+
 impl From<SearchError> for ApiError {
     fn from(e: SearchError) -> Self {
-        match e {
-            SearchError::BadRequest(m) => ApiError::bad_request(m),
-            SearchError::NotFound(m) => ApiError::not_found(m),
-            SearchError::Index(e) => e.into(),
-        }
+        ApiError::of_kind(e.kind(), e.to_string())
     }
 }
 
 impl From<IndexError> for ApiError {
     fn from(e: IndexError) -> Self {
+        ApiError::of_kind(ErrorKind::from(e.kind()), e.to_string())
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(e: StoreError) -> Self {
         match e {
-            IndexError::Query(q) => ApiError::bad_request(q.to_string()),
-            IndexError::Encoder(e) => ApiError::new(StatusCode::CONFLICT, "encoder", e.to_string()),
-            IndexError::Tantivy(tantivy::TantivyError::LockFailure(..)) => ApiError::new(
-                StatusCode::CONFLICT,
-                "index_busy",
-                "another process is writing to this index; try again when it is done",
-            ),
-            other => ApiError::internal(other.to_string()),
+            StoreError::Encoder(e) => e.into(),
+            e => ApiError::of_kind(e.kind(), e.to_string()),
+        }
+    }
+}
+
+impl From<EncoderError> for ApiError {
+    /// Another encoder than the index's is answered 409 with the code
+    /// `encoder`, so a client can tell it from other conflicts.
+    fn from(e: EncoderError) -> Self {
+        match e.kind() {
+            EncoderErrorKind::Conflict => {
+                ApiError::new(StatusCode::CONFLICT, "encoder", e.to_string())
+            }
+            kind => ApiError::of_kind(kind.into(), e.to_string()),
         }
     }
 }

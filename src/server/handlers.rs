@@ -18,9 +18,9 @@ use super::error::ApiError;
 use super::images::{inside_roots, media_type, thumbnail};
 use super::{guard, App};
 use crate::code::BinaryCode;
+use crate::config::IMAGE_FIELD;
 use crate::encoder::preprocess::ImageLimits;
 use crate::encoder::AttentionMap;
-use crate::index::config::IMAGE_FIELD;
 use crate::index::hybrid::Mode;
 use crate::ingest::{self, IngestError, IngestOptions, RecordError, Source};
 use crate::search::{self, SearchQuery};
@@ -410,7 +410,7 @@ pub async fn document(
 ) -> Result<Json<Value>, ApiError> {
     blocking(move || {
         let (mut fields, code) = lookup(&app, &id)?;
-        fields.remove(crate::index::config::ID_FIELD);
+        fields.remove(crate::config::ID_FIELD);
         let had_image = fields.remove(IMAGE_FIELD).is_some();
         let mut v = json!({"id": id, "fields": fields, "code": code.map(|c| c.to_hex())});
         add_image_urls(&mut v, &id, had_image);
@@ -640,8 +640,8 @@ fn run_ingest(app: &App, text: &str, deadline: Instant) -> Result<Value, ApiErro
     )
     .map_err(|e| match e {
         IngestError::DeadlineExceeded => deadline_error(app),
-        IngestError::Index(e) => e.into(),
-        other => ApiError::internal(other.to_string()),
+        IngestError::Store(e) => e.into(),
+        other => ApiError::of_kind(other.kind(), other.to_string()),
     })?;
     app.reload();
     errors.sort_by_key(|e| e.line);

@@ -12,7 +12,7 @@ use super::format::{
 };
 use super::substring::Substring;
 use super::MihError;
-use crate::code::{bytes_for, words_for, BinaryCode, MAX_BITS};
+use crate::code::{bytes_for, check_bits, words_for, BinaryCode};
 
 /// Builds `.mih` images. `MihBuilder::new(bits)?.build(&codes)?`.
 #[derive(Debug, Clone)]
@@ -29,11 +29,7 @@ const DENSE_KEYS_FLOOR: u64 = 1 << 16;
 impl MihBuilder {
     /// A builder for codes of `bits` bits (1..=256).
     pub fn new(bits: usize) -> Result<Self, MihError> {
-        if !(1..=MAX_BITS).contains(&bits) {
-            return Err(MihError::InvalidArgument(format!(
-                "code length must be 1..={MAX_BITS} bits, got {bits}"
-            )));
-        }
+        check_bits(bits)?;
         Ok(Self {
             bits,
             substrings: None,

@@ -81,7 +81,15 @@ pub const fn bytes_for(bits: usize) -> usize {
     bits.div_ceil(8)
 }
 
-fn check_bits(bits: usize) -> Result<(), CodeError> {
+/// The one check of a code length (1..=[`MAX_BITS`]), used wherever a
+/// length is given: codes, builders, file headers, index fields.
+///
+/// ```
+/// use ash_mih::code::{check_bits, CodeError};
+/// assert!(check_bits(48).is_ok());
+/// assert_eq!(check_bits(0), Err(CodeError::BitsOutOfRange(0)));
+/// ```
+pub fn check_bits(bits: usize) -> Result<(), CodeError> {
     if (1..=MAX_BITS).contains(&bits) {
         Ok(())
     } else {
@@ -234,10 +242,7 @@ impl BinaryCode {
 
     /// Lower-case hex of the packed bytes.
     pub fn to_hex(&self) -> String {
-        self.to_packed()
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect()
+        hex(&self.to_packed())
     }
 
     /// The bits as a string of `0` and `1`.
@@ -273,6 +278,21 @@ impl fmt::Display for BinaryCode {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.to_hex())
     }
+}
+
+/// Lower-case hex, two digits a byte: the one hex encoder of the workspace
+/// (codes, digests, tokens), so that every place prints the same form.
+///
+/// ```
+/// assert_eq!(ash_mih::code::hex(&[0x0f, 0xa0]), "0fa0");
+/// ```
+pub fn hex(bytes: &[u8]) -> String {
+    use std::fmt::Write;
+    let mut out = String::with_capacity(bytes.len() * 2);
+    for b in bytes {
+        let _ = write!(out, "{b:02x}");
+    }
+    out
 }
 
 #[cfg(test)]

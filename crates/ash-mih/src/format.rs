@@ -1,7 +1,7 @@
 //! The `.mih` byte layout: constants, the header, and the checks that make an
 //! opened file safe to search. `docs/FORMAT.md` is the prose version.
 
-use crate::code::{words_for, MAX_BITS};
+use crate::code::{check_bits, words_for};
 
 /// First eight bytes of every `.mih` file.
 pub const MAGIC: [u8; 8] = *b"ASH-MIH\n";
@@ -179,8 +179,8 @@ impl Header {
                 actual: data.len() as u64,
             });
         }
-        if bits == 0 || bits as usize > MAX_BITS {
-            return Err(invalid(format!("bit length {bits} not in 1..={MAX_BITS}")));
+        if let Err(e) = check_bits(bits as usize) {
+            return Err(invalid(e.to_string()));
         }
         if words as usize != words_for(bits as usize) {
             return Err(invalid(format!("{words} words per code for {bits} bits")));

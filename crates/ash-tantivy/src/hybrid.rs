@@ -19,8 +19,8 @@ use tantivy::query::{BooleanQuery, EnableScoring, Occur, Query};
 use tantivy::{DocAddress, Score, Searcher};
 
 use super::knn::{knn, scores_of, KnnRequest};
-use super::{HashIndex, IndexError};
-use crate::code::BinaryCode;
+use super::{HashIndex, Hit, IndexError};
+use ash_mih::code::BinaryCode;
 
 /// The RRF constant.
 pub const RRF_K: f32 = 60.0;
@@ -28,30 +28,27 @@ pub const RRF_K: f32 = 60.0;
 /// How text and image similarity combine.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum Mode {
+    /// Text and filter restrict; Hamming distance ranks; BM25 breaks ties.
     Filter,
+    /// Reciprocal rank fusion of the BM25 and the Hamming rankings.
     Rrf,
+    /// `w` · Hamming similarity + (1 − `w`) · normalised BM25, `w` in [0, 1].
     Weighted(f32),
-}
-
-/// One ranked result.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct Hit {
-    pub address: DocAddress,
-    /// Hamming distance to the query code (`None` without a code query, or
-    /// when the doc has no code).
-    pub distance: Option<u32>,
-    pub text_score: Option<Score>,
-    /// The ranking score (higher first).
-    pub score: Score,
 }
 
 /// A search request.
 pub struct Request<'a> {
+    /// The query code, for the Hamming ranking.
     pub code: Option<&'a BinaryCode>,
+    /// The text query, for the BM25 ranking.
     pub text: Option<Box<dyn Query>>,
+    /// Restricts both rankings; never scored.
     pub filter: Option<Box<dyn Query>>,
+    /// How many hits.
     pub k: usize,
+    /// Docs farther than this from the code are not hits.
     pub radius: Option<u32>,
+    /// How the two rankings combine when both are asked.
     pub mode: Mode,
 }
 
@@ -60,17 +57,48 @@ fn depth(k: usize) -> usize {
     (k * 10).max(100)
 }
 
+/// Runs `req`: exact k-NN, BM25, or both combined by its [`Mode`].
+///
+/// ```
+/// use ash_mih::code::BinaryCode;
+/// use ash_tantivy::hybrid::{search, Mode, Request};
+/// use ash_tantivy::{add_hash_field, HashIndex};
+/// use tantivy::schema::{Schema, TEXT};
+/// use tantivy::TantivyDocument;
+///
+/// let mut builder = Schema::builder();
+/// let report = builder.add_text_field("report", TEXT);
+/// let field = add_hash_field(&mut builder, "code", 8).unwrap();
+/// let index = HashIndex::create_in_ram(builder.build()).unwrap();
+/// let mut writer = index.writer(15_000_000).unwrap();
+/// for (text, hex) in [("exudates", "0f"), ("drusen", "0e"), ("exudates", "f0")] {
+///     let mut doc = TantivyDocument::default();
+///     doc.add_text(report, text);
+///     field.set(&mut doc, &BinaryCode::from_hex(hex, 8).unwrap()).unwrap();
+///     writer.add_document(doc).unwrap();
+/// }
+/// writer.commit().unwrap();
+/// index.reload().unwrap();
+/// let searcher = index.reader().searcher();
+/// let parser = tantivy::query::QueryParser::for_index(index.index(), vec![report]);
+/// let hits = search(&index, &searcher, &Request {
+///     code: Some(&BinaryCode::from_hex("0f", 8).unwrap()),
+///     text: Some(parser.parse_query("exudates").unwrap()),
+///     filter: None,
+///     k: 5,
+///     radius: None,
+///     mode: Mode::Filter,
+/// }).unwrap();
+/// // Text restricts, distance ranks: the two "exudates" reports, nearest first.
+/// assert_eq!(hits.iter().map(|h| h.distance).collect::<Vec<_>>(), [Some(0), Some(8)]);
+/// ```
 pub fn search(
     index: &HashIndex,
     searcher: &Searcher,
     req: &Request,
 ) -> Result<Vec<Hit>, IndexError> {
-    let bits = index.field().bits as f32;
-    let similarity = |d: u32| 1.0 - d as f32 / bits;
     match (req.code, req.text.as_deref()) {
-        (None, None) => Err(IndexError::Invalid(
-            "a search needs a code, an example doc, or text".into(),
-        )),
+        (None, None) => Err(IndexError::EmptySearch),
         (None, Some(text)) => text_ranking(searcher, text, req.filter.as_deref(), req.k).map(|v| {
             v.into_iter()
                 .map(|(score, address)| Hit {
@@ -84,28 +112,17 @@ pub fn search(
         (Some(code), Some(text)) if req.mode != Mode::Filter => {
             fuse(index, searcher, code, text, req)
         }
-        (Some(code), text) => {
-            let hits = knn(
-                index,
-                searcher,
-                code,
-                &KnnRequest {
-                    k: req.k,
-                    filter: req.filter.as_deref(),
-                    text,
-                    max_distance: req.radius,
-                },
-            )?;
-            Ok(hits
-                .into_iter()
-                .map(|h| Hit {
-                    address: h.address,
-                    distance: Some(h.distance),
-                    text_score: h.text_score,
-                    score: similarity(h.distance),
-                })
-                .collect())
-        }
+        (Some(code), text) => knn(
+            index,
+            searcher,
+            code,
+            &KnnRequest {
+                k: req.k,
+                filter: req.filter.as_deref(),
+                text,
+                max_distance: req.radius,
+            },
+        ),
     }
 }
 
@@ -162,7 +179,7 @@ fn fuse(
     for (rank, h) in image.iter().enumerate() {
         let c = cands.entry(h.address).or_default();
         c.image_rank = Some(rank);
-        c.distance = Some(h.distance);
+        c.distance = h.distance;
     }
     for (rank, &(score, address)) in texts.iter().enumerate() {
         let c = cands.entry(address).or_default();

@@ -13,7 +13,7 @@ use image::ImageFormat;
 /// Refuses a file whose structure is cut short or damaged, with the reason.
 ///
 /// ```
-/// use ash_search::encoder::integrity::check;
+/// use ash_encoder::integrity::check;
 /// let refused = check(image::ImageFormat::Jpeg, &[0xFF, 0xD8, 0xFF, 0xDB, 0x00]);
 /// assert!(refused.unwrap_err().contains("truncated JPEG"));
 /// ```

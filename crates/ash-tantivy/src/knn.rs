@@ -15,22 +15,22 @@ use tantivy::query::{EnableScoring, Query, Weight};
 use tantivy::{DocAddress, DocId, DocSet, Score, Searcher, SegmentReader};
 
 use super::segment::Searchable;
-use super::{HashIndex, IndexError};
-use crate::code::BinaryCode;
-use crate::mih::SearchOptions;
+use super::{HashIndex, Hit, IndexError};
+use ash_mih::code::BinaryCode;
+use ash_mih::SearchOptions;
 
-/// One k-NN result.
+/// A candidate while segments are searched: it always has a distance.
 #[derive(Debug, Clone, Copy, PartialEq)]
-pub struct KnnHit {
-    pub address: DocAddress,
-    pub distance: u32,
-    /// BM25 score of the text query, when there is one.
-    pub text_score: Option<Score>,
+struct Near {
+    address: DocAddress,
+    distance: u32,
+    text_score: Option<Score>,
 }
 
 /// What a k-NN search asks.
 #[derive(Default)]
 pub struct KnnRequest<'a> {
+    /// How many hits.
     pub k: usize,
     /// Only docs matching this query are candidates (not scored).
     pub filter: Option<&'a dyn Query>,
@@ -41,7 +41,7 @@ pub struct KnnRequest<'a> {
     pub max_distance: Option<u32>,
 }
 
-fn order(a: &KnnHit, b: &KnnHit) -> Ordering {
+fn order(a: &Near, b: &Near) -> Ordering {
     a.distance
         .cmp(&b.distance)
         .then_with(|| {
@@ -92,13 +92,14 @@ pub fn scores_of(
         .collect())
 }
 
-/// The exact k nearest docs to `code`, across all segments of `searcher`.
+/// The exact k nearest docs to `code`, across all segments of `searcher`,
+/// nearest first; each hit's score is 1 − distance/bits.
 pub fn knn(
     index: &HashIndex,
     searcher: &Searcher,
     code: &BinaryCode,
     req: &KnnRequest,
-) -> Result<Vec<KnnHit>, IndexError> {
+) -> Result<Vec<Hit>, IndexError> {
     let field = index.field();
     field.check(code)?;
     if req.k == 0 {
@@ -112,7 +113,7 @@ pub fn knn(
         .text
         .map(|q| q.weight(EnableScoring::enabled_from_searcher(searcher)))
         .transpose()?;
-    let mut found: Vec<KnnHit> = Vec::new();
+    let mut found: Vec<Near> = Vec::new();
     let mut bound = req.max_distance.unwrap_or(field.bits as u32);
     // Largest segments first: they set a tight k-th distance early, which
     // bounds the radius of every later segment.
@@ -156,7 +157,7 @@ pub fn knn(
             None => None,
         };
         for (i, &(doc, distance)) in docs.iter().enumerate() {
-            found.push(KnnHit {
+            found.push(Near {
                 address: DocAddress::new(ord as u32, doc),
                 distance,
                 text_score: scores.as_ref().map(|s| s[i]),
@@ -171,5 +172,14 @@ pub fn knn(
     }
     found.sort_by(order);
     found.truncate(req.k);
-    Ok(found)
+    let bits = field.bits as f32;
+    Ok(found
+        .into_iter()
+        .map(|n| Hit {
+            address: n.address,
+            distance: Some(n.distance),
+            text_score: n.text_score,
+            score: 1.0 - n.distance as f32 / bits,
+        })
+        .collect())
 }

@@ -9,14 +9,14 @@ use tantivy::{DocId, DocSet, Score, SegmentReader, TantivyError, TERMINATED};
 
 use super::segment::{CodeCache, Searchable};
 use super::{HashField, IndexError};
-use crate::code::BinaryCode;
-use crate::mih::SearchOptions;
+use ash_mih::code::BinaryCode;
+use ash_mih::SearchOptions;
 
 /// Matches docs within `radius` of `code` in a `binary_hash` field.
 ///
 /// ```
-/// use ash_search::code::BinaryCode;
-/// use ash_search::index::{add_hash_field, HashIndex};
+/// use ash_mih::code::BinaryCode;
+/// use ash_tantivy::{add_hash_field, HashIndex};
 /// use tantivy::collector::TopDocs;
 /// use tantivy::schema::Schema;
 /// use tantivy::TantivyDocument;
@@ -48,6 +48,9 @@ pub struct HammingQuery {
 }
 
 impl HammingQuery {
+    /// Matches the docs whose code is within `radius` of `code`; a code of
+    /// another length than the field's is refused. [`crate::HashIndex::hamming_query`]
+    /// fills in the cache and the field.
     pub fn new(
         cache: Arc<CodeCache>,
         field: HashField,

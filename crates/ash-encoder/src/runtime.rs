@@ -39,7 +39,9 @@ pub const INSTALL_HINT: &str = "install it with `make ort` in the ash-search che
 /// Where a library was found, for the log line.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Located {
+    /// The library file.
     pub path: PathBuf,
+    /// Which rule found it (`ORT_DYLIB_PATH`, `make ort`, `python onnxruntime`).
     pub source: &'static str,
 }
 
@@ -49,6 +51,7 @@ pub enum Device {
     /// CUDA when this ONNX Runtime has it, else the CPU.
     #[default]
     Auto,
+    /// The CPU.
     Cpu,
     /// CUDA or an error.
     Cuda,
@@ -57,11 +60,14 @@ pub enum Device {
 /// The provider sessions actually run on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Provider {
+    /// The CPU.
     Cpu,
+    /// CUDA.
     Cuda,
 }
 
 impl Provider {
+    /// ONNX Runtime's name of the provider.
     pub fn name(self) -> &'static str {
         match self {
             Provider::Cpu => "CPUExecutionProvider",
@@ -117,10 +123,14 @@ pub fn locate_from(
     )))
 }
 
+/// Where `make ort` puts the library: `.cache/onnxruntime/` in the
+/// workspace this crate was built in (the crate's folder or one above it),
+/// then beside the executable.
 fn bootstrap_candidates() -> Vec<PathBuf> {
-    let mut out = vec![Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join(".cache/onnxruntime")
-        .join(ORT_LIB_NAME)];
+    let mut out: Vec<PathBuf> = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .ancestors()
+        .map(|dir| dir.join(".cache/onnxruntime").join(ORT_LIB_NAME))
+        .collect();
     if let Some(dir) = std::env::current_exe()
         .ok()
         .and_then(|e| e.parent().map(Path::to_owned))
@@ -160,10 +170,13 @@ fn python_onnxruntime() -> Option<PathBuf> {
 /// The library's location and the environment made from it: once per
 /// process, as ONNX Runtime requires.
 pub struct Runtime {
+    /// Where the library was found.
     pub located: Located,
     /// The version the library reports.
     pub version: String,
+    /// ONNX Runtime's environment, made once.
     pub environment: Environment,
+    /// Whether the library has a CUDA provider that works here.
     pub cuda_available: bool,
 }
 

@@ -13,11 +13,12 @@ use tantivy::{DocId, SegmentReader, TantivyError};
 
 use super::plugin::{EXT_NONE, EXT_TABLE};
 use super::HashField;
-use crate::code::BinaryCode;
-use crate::mih::{DocSet, MihIndex};
+use ash_mih::code::BinaryCode;
+use ash_mih::{DocSet, MihIndex};
 
 /// One segment's codes.
 pub struct SegmentCodes {
+    /// The segment's `.mih` table, doc ids as code ids.
     pub table: MihIndex<OwnedBytes>,
     /// Docs that carry no code (they never match an image query).
     pub none: RoaringBitmap,
@@ -69,7 +70,9 @@ impl SegmentCodes {
 
 /// The docs a segment search may return: alive (not deleted) and with a code.
 pub struct Searchable<'a> {
+    /// tantivy's alive-set (`None`: nothing deleted).
     pub alive: Option<&'a AliveBitSet>,
+    /// Docs without a code.
     pub none: &'a RoaringBitmap,
 }
 
@@ -112,6 +115,7 @@ impl CodeCache {
         self.lock().len()
     }
 
+    /// Whether no segment is held.
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
@@ -130,7 +134,9 @@ impl CodeCache {
 /// collected by a merge that finished in between; opening it here, inside
 /// the reload, gives the `.mih` files the same guarantee as tantivy's own.
 pub struct CodeWarmer {
+    /// Where opened tables go.
     pub cache: Arc<CodeCache>,
+    /// The field whose tables are opened.
     pub field: HashField,
 }
 

@@ -10,6 +10,8 @@
 //! one pooled session (`Session::run` needs `&mut`, so concurrent callers
 //! each take their own) and thresholds the `hash` output into codes.
 
+#![deny(missing_docs)]
+
 pub mod integrity;
 pub mod manifest;
 pub mod pool;
@@ -23,7 +25,7 @@ use ort::session::Session;
 use ort::value::{TensorRef, ValueType};
 use rayon::prelude::*;
 
-use crate::code::BinaryCode;
+use ash_mih::code::BinaryCode;
 use manifest::{read_plugin, EncoderPin, Manifest, PluginManifest};
 use pool::SessionPool;
 use preprocess::{ImageLimits, Preprocessor};
@@ -31,27 +33,82 @@ pub use runtime::{Device, Provider};
 
 /// Why an encoder could not be loaded or run.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum EncoderError {
+    /// The manifest is missing, not JSON, or does not fit the schema.
     #[error("{}: {reason}", path.display())]
-    Manifest { path: PathBuf, reason: String },
+    Manifest {
+        /// The manifest file.
+        path: PathBuf,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// The model file is missing, differs from its digest, or ONNX Runtime
+    /// refuses it.
     #[error("{}: {reason}", path.display())]
-    Model { path: PathBuf, reason: String },
+    Model {
+        /// The model file.
+        path: PathBuf,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// ONNX Runtime could not be found, loaded or started (the text says
+    /// how to install it).
     #[error("ONNX Runtime: {0}")]
     Runtime(String),
+    /// An encoder that is not the one asked for: another model, another
+    /// code length, a model that disagrees with its manifest.
     #[error("{0}")]
     Mismatch(String),
+    /// A batch could not be run or gave unusable outputs (NaN, wrong shape).
     #[error("inference failed: {0}")]
     Inference(String),
+}
+
+/// The class of an [`EncoderError`], for a server's status or a message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum EncoderErrorKind {
+    /// The plugin (manifest or model) is broken: fix or replace it.
+    BadPlugin,
+    /// ONNX Runtime is missing or unusable on this machine.
+    Unavailable,
+    /// Another encoder than the one required.
+    Conflict,
+    /// Running the model failed.
+    Failed,
+}
+
+impl EncoderError {
+    /// The class of this error.
+    ///
+    /// ```
+    /// use ash_encoder::{EncoderError, EncoderErrorKind};
+    /// let e = EncoderError::Mismatch("48-bit codes, the index holds 32".into());
+    /// assert_eq!(e.kind(), EncoderErrorKind::Conflict);
+    /// ```
+    pub fn kind(&self) -> EncoderErrorKind {
+        match self {
+            EncoderError::Manifest { .. } | EncoderError::Model { .. } => {
+                EncoderErrorKind::BadPlugin
+            }
+            EncoderError::Runtime(_) => EncoderErrorKind::Unavailable,
+            EncoderError::Mismatch(_) => EncoderErrorKind::Conflict,
+            EncoderError::Inference(_) => EncoderErrorKind::Failed,
+        }
+    }
 }
 
 /// How sessions are made.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct EncoderOptions {
+    /// Which execution provider sessions run on.
     pub device: Device,
     /// Intra-op threads per session; 0 means one per core.
     pub threads: usize,
     /// Sessions in the pool: how many batches may run at once.
     pub sessions: usize,
+    /// Limits on the images decoded.
     pub limits: ImageLimits,
 }
 
@@ -69,6 +126,7 @@ impl Default for EncoderOptions {
 /// One image's encoding.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Encoded {
+    /// The binary code: the `hash` output thresholded.
     pub code: BinaryCode,
     /// The real-valued `hash` output before the threshold.
     pub outputs: Vec<f32>,
@@ -79,8 +137,11 @@ pub struct Encoded {
 /// A spatial attention map in [0, 1], row-major.
 #[derive(Debug, Clone, PartialEq)]
 pub struct AttentionMap {
+    /// Rows.
     pub height: usize,
+    /// Columns.
     pub width: usize,
+    /// `height * width` values in [0, 1], row-major.
     pub values: Vec<f32>,
 }
 
@@ -99,6 +160,22 @@ pub struct Encoder {
 
 impl Encoder {
     /// Loads the plugin in `dir`; see the module docs for what is checked.
+    ///
+    /// ```
+    /// use std::path::Path;
+    /// use ash_encoder::{Encoder, EncoderOptions};
+    /// let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    /// let encoder = Encoder::load(
+    ///     &root.join("plugin/models/ash-synfundus-48"),
+    ///     &EncoderOptions::default(),
+    /// )?;
+    /// let tensor = encoder
+    ///     .preprocessor()
+    ///     .load(&root.join("tests/fixtures/ingest/images/case-00.png"))?;
+    /// let encoded = encoder.encode(&tensor, 1)?;
+    /// assert_eq!(encoded[0].code.bits(), 48);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn load(dir: &Path, options: &EncoderOptions) -> Result<Self, EncoderError> {
         Self::from_plugin(read_plugin(dir)?, options)
     }
@@ -137,6 +214,7 @@ impl Encoder {
         })
     }
 
+    /// The plugin's manifest.
     pub fn manifest(&self) -> &Manifest {
         &self.plugin.manifest
     }
@@ -146,10 +224,12 @@ impl Encoder {
         &self.plugin.pin
     }
 
+    /// The execution provider the sessions run on.
     pub fn provider(&self) -> Provider {
         self.provider
     }
 
+    /// Turns image files into this model's input tensors.
     pub fn preprocessor(&self) -> &Preprocessor {
         &self.preprocessor
     }

@@ -21,7 +21,10 @@
 //! [`HashIndex`] opens or creates an index with the plugin registered,
 //! which tantivy needs on every open.
 
-pub mod config;
+#![deny(missing_docs)]
+
+mod error;
+mod field;
 pub mod hamming_query;
 pub mod hybrid;
 pub mod knn;
@@ -32,118 +35,37 @@ pub mod segment;
 use std::path::Path;
 use std::sync::Arc;
 
-use tantivy::schema::{Field, Schema, SchemaBuilder};
-use tantivy::{Index, IndexReader, IndexWriter, ReloadPolicy, SegmentReader, TantivyDocument};
+use tantivy::schema::Schema;
+use tantivy::{DocAddress, Index, IndexReader, IndexWriter, ReloadPolicy, Score, SegmentReader};
 
+pub use error::{ErrorKind, IndexError};
+pub use field::{add_hash_field, HashField, TYPE_NAME};
 pub use hamming_query::HammingQuery;
 pub use plugin::{find_hash_field, BinaryHashPlugin};
 pub use segment::{CodeCache, CodeWarmer, SegmentCodes};
 
-use crate::code::{bytes_for, BinaryCode, CodeError, MAX_BITS};
+use ash_mih::code::BinaryCode;
 
-/// The custom field type name.
-pub const TYPE_NAME: &str = "binary_hash";
-
-/// Errors of the index layer.
-#[derive(Debug, thiserror::Error)]
-pub enum IndexError {
-    #[error(transparent)]
-    Tantivy(#[from] tantivy::TantivyError),
-    #[error("{0}")]
-    Invalid(String),
-    #[error(transparent)]
-    Mih(#[from] crate::mih::MihError),
-    #[error("query: {0}")]
-    Query(#[from] tantivy::query::QueryParserError),
-    #[error(transparent)]
-    Encoder(#[from] crate::encoder::EncoderError),
-}
-
-/// Adds a `binary_hash` field of `bits` bits to a schema.
-pub fn add_hash_field(
-    builder: &mut SchemaBuilder,
-    name: &str,
-    bits: usize,
-) -> Result<HashField, IndexError> {
-    if !(1..=MAX_BITS).contains(&bits) {
-        return Err(IndexError::Invalid(format!(
-            "field {name}: code length must be 1..={MAX_BITS} bits, got {bits}"
-        )));
-    }
-    let field = builder.add_custom_field(name, TYPE_NAME, serde_json::json!({ "bits": bits }));
-    HashField::new(field, name, bits).map_err(IndexError::Invalid)
-}
-
-/// A schema's `binary_hash` field: its handle, name and code length.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct HashField {
-    pub field: Field,
-    pub name: String,
-    pub bits: usize,
-}
-
-impl HashField {
-    pub fn new(field: Field, name: &str, bits: usize) -> Result<Self, String> {
-        if !(1..=MAX_BITS).contains(&bits) {
-            return Err(format!(
-                "field {name}: code length {bits} is not in 1..={MAX_BITS}"
-            ));
-        }
-        Ok(Self {
-            field,
-            name: name.to_string(),
-            bits,
-        })
-    }
-
-    /// Reads a code from the field's bytes, naming the field on error.
-    pub fn parse(&self, bytes: &[u8]) -> Result<BinaryCode, IndexError> {
-        if bytes.len() != bytes_for(self.bits) {
-            return Err(IndexError::Invalid(format!(
-                "field {}: a {}-bit code takes {} bytes, got {} bytes",
-                self.name,
-                self.bits,
-                bytes_for(self.bits),
-                bytes.len()
-            )));
-        }
-        BinaryCode::from_packed(bytes, self.bits).map_err(|e| self.code_error(e))
-    }
-
-    /// Sets a document's code; a code of another length is refused.
-    pub fn set(&self, doc: &mut TantivyDocument, code: &BinaryCode) -> Result<(), IndexError> {
-        self.check(code)?;
-        doc.add_custom(self.field, &code.to_packed());
-        Ok(())
-    }
-
-    /// Refuses a code whose length is not the field's, naming both.
-    pub fn check(&self, code: &BinaryCode) -> Result<(), IndexError> {
-        if code.bits() != self.bits {
-            return Err(IndexError::Invalid(format!(
-                "field {}: code has {} bits, the field takes {}",
-                self.name,
-                code.bits(),
-                self.bits
-            )));
-        }
-        Ok(())
-    }
-
-    /// Parses a query code from hex, naming the field on error.
-    pub fn from_hex(&self, hex: &str) -> Result<BinaryCode, IndexError> {
-        BinaryCode::from_hex(hex, self.bits).map_err(|e| self.code_error(e))
-    }
-
-    fn code_error(&self, e: CodeError) -> IndexError {
-        IndexError::Invalid(format!("field {} ({} bits): {e}", self.name, self.bits))
-    }
+/// One ranked result of [`knn::knn`] or [`hybrid::search`].
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Hit {
+    /// Where the document is.
+    pub address: DocAddress,
+    /// Hamming distance to the query code (`None` without a code query, or
+    /// when the doc has no code).
+    pub distance: Option<u32>,
+    /// BM25 score of the text query, when there is one.
+    pub text_score: Option<Score>,
+    /// The ranking score (higher first).
+    pub score: Score,
 }
 
 /// What [`HashIndex::verify`] found in one segment.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SegmentCheck {
+    /// The segment's id.
     pub segment: String,
+    /// Documents in it, deleted ones included.
     pub docs: u32,
     /// `None` when the segment's code table is whole.
     pub problem: Option<String>,
@@ -153,7 +75,7 @@ pub struct SegmentCheck {
 /// refuses to open over a damaged table; this reports it instead).
 pub fn verify_dir(path: &Path) -> Result<Vec<SegmentCheck>, IndexError> {
     let mut index = Index::open_in_dir(path)?;
-    let field = find_hash_field(&index.schema()).map_err(IndexError::Invalid)?;
+    let field = find_hash_field(&index.schema())?;
     index.register_plugin(Arc::new(BinaryHashPlugin::new(field.clone())));
     verify_segments(&index, &field)
 }
@@ -188,6 +110,35 @@ pub fn verify_segments(index: &Index, field: &HashField) -> Result<Vec<SegmentCh
 }
 
 /// A tantivy index with a `binary_hash` field and its plugin registered.
+///
+/// ```
+/// use ash_mih::code::BinaryCode;
+/// use ash_tantivy::knn::{knn, KnnRequest};
+/// use ash_tantivy::{add_hash_field, HashIndex};
+/// use tantivy::schema::Schema;
+/// use tantivy::TantivyDocument;
+///
+/// let dir = tempfile::tempdir().unwrap();
+/// let mut builder = Schema::builder();
+/// let field = add_hash_field(&mut builder, "code", 16).unwrap();
+/// let index = HashIndex::create_in_dir(dir.path(), builder.build()).unwrap();
+/// let mut writer = index.writer(15_000_000).unwrap();
+/// for hex in ["0000", "0001", "ffff"] {
+///     let mut doc = TantivyDocument::default();
+///     field.set(&mut doc, &BinaryCode::from_hex(hex, 16).unwrap()).unwrap();
+///     writer.add_document(doc).unwrap();
+/// }
+/// writer.commit().unwrap();
+/// drop((writer, index));
+///
+/// // Opened again: the plugin is registered anew, the codes are found.
+/// let index = HashIndex::open_in_dir(dir.path()).unwrap();
+/// index.reload().unwrap();
+/// let searcher = index.reader().searcher();
+/// let query = BinaryCode::from_hex("0003", 16).unwrap();
+/// let hits = knn(&index, &searcher, &query, &KnnRequest { k: 2, ..Default::default() }).unwrap();
+/// assert_eq!(hits.iter().map(|h| h.distance).collect::<Vec<_>>(), [Some(1), Some(2)]);
+/// ```
 pub struct HashIndex {
     index: Index,
     field: HashField,
@@ -200,7 +151,7 @@ pub struct HashIndex {
 impl HashIndex {
     /// Creates an index in `path` (which must exist and be empty).
     pub fn create_in_dir(path: &Path, schema: Schema) -> Result<Self, IndexError> {
-        let field = find_hash_field(&schema).map_err(IndexError::Invalid)?;
+        let field = find_hash_field(&schema)?;
         let index = Index::builder()
             .schema(schema)
             .register_plugin(Arc::new(BinaryHashPlugin::new(field.clone())))
@@ -210,7 +161,7 @@ impl HashIndex {
 
     /// Creates an index in memory (tests, examples).
     pub fn create_in_ram(schema: Schema) -> Result<Self, IndexError> {
-        let field = find_hash_field(&schema).map_err(IndexError::Invalid)?;
+        let field = find_hash_field(&schema)?;
         let index = Index::builder()
             .schema(schema)
             .register_plugin(Arc::new(BinaryHashPlugin::new(field.clone())))
@@ -221,17 +172,14 @@ impl HashIndex {
     /// Opens an existing index, registering the plugin again.
     pub fn open_in_dir(path: &Path) -> Result<Self, IndexError> {
         let mut index = Index::open_in_dir(path)?;
-        let field = find_hash_field(&index.schema()).map_err(IndexError::Invalid)?;
+        let field = find_hash_field(&index.schema())?;
         index.register_plugin(Arc::new(BinaryHashPlugin::new(field.clone())));
         Self::wrap(index, field)
     }
 
     fn wrap(index: Index, field: HashField) -> Result<Self, IndexError> {
         if index.settings().sort_by_field.is_some() {
-            return Err(IndexError::Invalid(
-                "binary_hash fields do not support index sorting: codes are stored in doc-id order"
-                    .into(),
-            ));
+            return Err(IndexError::SortedIndex);
         }
         let cache = Arc::new(CodeCache::default());
         let warmer = Arc::new(CodeWarmer {
@@ -253,14 +201,17 @@ impl HashIndex {
         })
     }
 
+    /// The tantivy index.
     pub fn index(&self) -> &Index {
         &self.index
     }
 
+    /// The `binary_hash` field.
     pub fn field(&self) -> &HashField {
         &self.field
     }
 
+    /// The index's schema.
     pub fn schema(&self) -> Schema {
         self.index.schema()
     }

@@ -6,40 +6,52 @@
 use std::fs;
 use std::path::{Path, PathBuf};
 
+use ash_mih::code::hex;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use super::EncoderError;
 
 /// The JSON Schema of a manifest.
-pub const MANIFEST_SCHEMA: &str = include_str!("../../schemas/encoder-manifest.schema.json");
+pub const MANIFEST_SCHEMA: &str = include_str!("../schemas/encoder-manifest.schema.json");
 
 /// What the model's image input expects.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct InputSpec {
+    /// The input's name in the ONNX graph.
     pub name: String,
+    /// The tensor layout; `NCHW` is the one supported.
     pub layout: String,
     /// `[height, width]` in pixels.
     pub size: [u32; 2],
+    /// Channel order of the tensor.
     pub channel_order: ChannelOrder,
+    /// How images are resized to `size`.
     pub resize: ResizeFilter,
     /// Pixel values (0..255) are multiplied by this, then `(x - mean) / std`.
     pub scale: f32,
+    /// Per-channel mean subtracted after scaling.
     pub mean: Vec<f32>,
+    /// Per-channel standard deviation divided by after the mean.
     pub std: Vec<f32>,
 }
 
+/// Channel order of the input tensor.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum ChannelOrder {
+    /// Red, green, blue.
     #[serde(rename = "RGB")]
     Rgb,
+    /// Blue, green, red.
     #[serde(rename = "BGR")]
     Bgr,
+    /// One grey channel (luma).
     #[serde(rename = "GREY")]
     Grey,
 }
 
 impl ChannelOrder {
+    /// Channels in the tensor.
     pub fn channels(self) -> usize {
         match self {
             ChannelOrder::Grey => 1,
@@ -48,18 +60,24 @@ impl ChannelOrder {
     }
 }
 
+/// The filter images are resized with.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum ResizeFilter {
+    /// Bilinear (triangle) filter.
     Bilinear,
+    /// Nearest neighbour.
     Nearest,
+    /// Lanczos with a = 3.
     Lanczos3,
 }
 
 /// The model's output names.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct OutputSpec {
+    /// The real-valued hash output, thresholded into the code.
     pub hash: String,
+    /// The spatial attention map output, when the model has one.
     #[serde(default)]
     pub attention: Option<String>,
 }
@@ -67,12 +85,19 @@ pub struct OutputSpec {
 /// A parsed, validated manifest.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Manifest {
+    /// The model's name.
     pub name: String,
+    /// The model's version.
     pub version: String,
+    /// Code length in bits.
     pub bits: usize,
+    /// What the image input expects.
     pub input: InputSpec,
+    /// The output names.
     pub outputs: OutputSpec,
+    /// A code bit is 1 where the hash output is above this.
     pub threshold: f32,
+    /// SHA-256 of `model.onnx`, checked when the plugin is read.
     #[serde(default)]
     pub model_sha256: Option<String>,
 }
@@ -81,9 +106,13 @@ pub struct Manifest {
 /// comparable, so an index refuses any other.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct EncoderPin {
+    /// The model's name.
     pub name: String,
+    /// The model's version.
     pub version: String,
+    /// Code length in bits.
     pub bits: usize,
+    /// SHA-256 of the manifest: the identity of the model and its preprocessing.
     pub manifest_sha256: String,
     /// Where the plugin was when the index was pinned (a hint for later
     /// commands that are given no `--encoder`).
@@ -120,8 +149,11 @@ impl EncoderPin {
 /// A plugin directory's manifest and its identity.
 #[derive(Debug, Clone)]
 pub struct PluginManifest {
+    /// The validated manifest.
     pub manifest: Manifest,
+    /// The encoder's identity, for an index to pin.
     pub pin: EncoderPin,
+    /// Where `model.onnx` is.
     pub model_path: PathBuf,
 }
 
@@ -137,6 +169,18 @@ fn manifest_validator() -> &'static jsonschema::Validator {
 
 /// Reads and validates `dir/manifest.json` and checks `dir/model.onnx`
 /// against its recorded SHA-256. Needs no ONNX Runtime.
+///
+/// ```
+/// use std::path::Path;
+/// use ash_encoder::{manifest::read_plugin, EncoderError};
+/// let models = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../plugin/models");
+/// let plugin = read_plugin(&models.join("ash-synfundus-48")).unwrap();
+/// assert_eq!(plugin.pin.bits, 48);
+/// assert!(matches!(
+///     read_plugin(&models.join("no-such-model")),
+///     Err(EncoderError::Manifest { .. })
+/// ));
+/// ```
 pub fn read_plugin(dir: &Path) -> Result<PluginManifest, EncoderError> {
     let path = dir.join("manifest.json");
     let bad = |reason: String| EncoderError::Manifest {
@@ -233,11 +277,6 @@ fn field_path(pointer: &str) -> String {
     } else {
         format!("field {out}")
     }
-}
-
-/// Lower-case hex of bytes.
-pub fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 #[cfg(test)]

@@ -51,6 +51,7 @@ pub struct Preprocessor {
 }
 
 impl Preprocessor {
+    /// A preprocessor for `spec`, refusing images over `limits`.
     pub fn new(spec: InputSpec, limits: ImageLimits) -> Self {
         Self { spec, limits }
     }
@@ -61,6 +62,7 @@ impl Preprocessor {
         self.spec.channel_order.channels() * h as usize * w as usize
     }
 
+    /// The limits images are held to.
     pub fn limits(&self) -> ImageLimits {
         self.limits
     }

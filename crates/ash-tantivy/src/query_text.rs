@@ -35,10 +35,23 @@ impl Default for QueryLimits {
 /// Why a query string was refused.
 #[derive(Debug, thiserror::Error)]
 pub enum QueryTextError {
+    /// Longer than [`QueryLimits::max_bytes`].
     #[error("the query is {bytes} bytes long, over the limit of {max} bytes")]
-    TooLong { bytes: usize, max: usize },
+    TooLong {
+        /// The string's length.
+        bytes: usize,
+        /// The limit.
+        max: usize,
+    },
+    /// Nested deeper than [`QueryLimits::max_depth`].
     #[error("the query nests {depth} levels deep (groups and NOTs), over the limit of {max}")]
-    TooDeep { depth: usize, max: usize },
+    TooDeep {
+        /// The depth reached when the limit was passed.
+        depth: usize,
+        /// The limit.
+        max: usize,
+    },
+    /// Within the limits, but not a valid query.
     #[error(transparent)]
     Syntax(#[from] QueryParserError),
 }
@@ -46,7 +59,7 @@ pub enum QueryTextError {
 /// Parses `text` with `parser` once it is within `limits`.
 ///
 /// ```
-/// use ash_search::index::query_text::{parse_bounded, QueryLimits, QueryTextError};
+/// use ash_tantivy::query_text::{parse_bounded, QueryLimits, QueryTextError};
 /// use tantivy::schema::{Schema, TEXT};
 /// let mut schema = Schema::builder();
 /// let report = schema.add_text_field("report", TEXT);

@@ -18,9 +18,9 @@ use tantivy::{
 };
 
 use super::segment::SegmentCodes;
-use super::HashField;
-use crate::code::{words_for, BinaryCode};
-use crate::mih::MihBuilder;
+use super::{HashField, IndexError};
+use ash_mih::code::{words_for, BinaryCode};
+use ash_mih::MihBuilder;
 
 /// Extension of the code table file.
 pub const EXT_TABLE: &str = "mih";
@@ -34,6 +34,7 @@ pub struct BinaryHashPlugin {
 }
 
 impl BinaryHashPlugin {
+    /// The plugin for `field` (the schema's one `binary_hash` field).
     pub fn new(field: HashField) -> Self {
         Self { field }
     }
@@ -193,7 +194,7 @@ fn write_files(
 }
 
 /// The `binary_hash` field of a schema, if it has exactly one.
-pub fn find_hash_field(schema: &Schema) -> Result<HashField, String> {
+pub fn find_hash_field(schema: &Schema) -> Result<HashField, IndexError> {
     let mut found = Vec::new();
     for (field, entry) in schema.fields() {
         if let FieldType::Custom(opts) = entry.field_type() {
@@ -205,9 +206,7 @@ pub fn find_hash_field(schema: &Schema) -> Result<HashField, String> {
     }
     match found.len() {
         1 => Ok(found.remove(0)),
-        0 => Err("the schema has no binary_hash field".into()),
-        n => Err(format!(
-            "the schema has {n} binary_hash fields; one is supported"
-        )),
+        0 => Err(IndexError::NoHashField),
+        n => Err(IndexError::ManyHashFields(n)),
     }
 }

@@ -8,11 +8,41 @@ use tantivy::schema::{
     STRING, TEXT,
 };
 
-use super::{add_hash_field, IndexError};
 use crate::encoder::manifest::EncoderPin;
+use crate::index::{add_hash_field, IndexError};
 
 /// The JSON Schema of the configuration.
-pub const INDEX_SCHEMA: &str = include_str!("../../schemas/index.schema.json");
+pub const INDEX_SCHEMA: &str = include_str!("../schemas/index.schema.json");
+
+/// Why a configuration was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The text is not JSON.
+    #[error("not JSON: {0}")]
+    NotJson(serde_json::Error),
+    /// The JSON does not fit `schemas/index.schema.json`; every problem is listed.
+    #[error("does not fit schemas/index.schema.json: {}", .0.join("; "))]
+    Schema(Vec<String>),
+    /// A field uses a name the index reserves.
+    #[error("field name {0:?} is reserved (the record's image path is stored there)")]
+    ReservedName(String),
+    /// Two fields share a name.
+    #[error("field name {0:?} is used twice")]
+    DuplicateName(String),
+    /// The `id` field is missing or not a stored, indexed keyword.
+    #[error("the configuration needs a field \"id\" of type keyword, stored and indexed")]
+    IdField,
+}
+
+/// The configuration schema's validator, compiled once per process.
+fn validator() -> &'static jsonschema::Validator {
+    static VALIDATOR: std::sync::OnceLock<jsonschema::Validator> = std::sync::OnceLock::new();
+    VALIDATOR.get_or_init(|| {
+        let schema: serde_json::Value =
+            serde_json::from_str(INDEX_SCHEMA).expect("the bundled schema is JSON");
+        jsonschema::validator_for(&schema).expect("the bundled schema is valid")
+    })
+}
 
 /// One metadata field's type.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -93,53 +123,48 @@ pub const IMAGE_FIELD: &str = "image";
 
 impl IndexConfig {
     /// Parses and validates a configuration; every problem is listed.
-    pub fn from_json(text: &str) -> Result<Self, IndexError> {
-        let value: serde_json::Value = serde_json::from_str(text)
-            .map_err(|e| IndexError::Invalid(format!("not JSON: {e}")))?;
-        let schema: serde_json::Value =
-            serde_json::from_str(INDEX_SCHEMA).expect("the bundled schema is JSON");
-        let validator = jsonschema::validator_for(&schema).expect("the bundled schema is valid");
-        let problems: Vec<String> = validator
+    ///
+    /// ```
+    /// use ash_search::config::{ConfigError, IndexConfig};
+    /// let ok = r#"{"fields": [{"name": "id", "type": "keyword", "stored": true}],
+    ///              "hash": {"name": "code", "bits": 48}}"#;
+    /// assert_eq!(IndexConfig::from_json(ok).unwrap().hash.bits, 48);
+    /// let twice = r#"{"fields": [{"name": "id", "type": "keyword", "stored": true},
+    ///                            {"name": "code", "type": "text"}],
+    ///                 "hash": {"name": "code", "bits": 48}}"#;
+    /// assert!(matches!(IndexConfig::from_json(twice), Err(ConfigError::DuplicateName(n)) if n == "code"));
+    /// ```
+    pub fn from_json(text: &str) -> Result<Self, ConfigError> {
+        let value: serde_json::Value = serde_json::from_str(text).map_err(ConfigError::NotJson)?;
+        let problems: Vec<String> = validator()
             .iter_errors(&value)
             .map(|e| format!("{} at {}", e, e.instance_path()))
             .collect();
         if !problems.is_empty() {
-            return Err(IndexError::Invalid(format!(
-                "does not fit schemas/index.schema.json: {}",
-                problems.join("; ")
-            )));
+            return Err(ConfigError::Schema(problems));
         }
+        // The schema has been checked, so this can only fail on what it
+        // cannot say (a number too large for usize, say).
         let config: IndexConfig =
-            serde_json::from_value(value).map_err(|e| IndexError::Invalid(e.to_string()))?;
+            serde_json::from_value(value).map_err(|e| ConfigError::Schema(vec![e.to_string()]))?;
         config.check()?;
         Ok(config)
     }
 
-    fn check(&self) -> Result<(), IndexError> {
+    fn check(&self) -> Result<(), ConfigError> {
         if let Some(f) = self.fields.iter().find(|f| f.name == IMAGE_FIELD) {
-            return Err(IndexError::Invalid(format!(
-                "field name {:?} is reserved (the record's image path is stored there)",
-                f.name
-            )));
+            return Err(ConfigError::ReservedName(f.name.clone()));
         }
         let mut names: Vec<&str> = self.fields.iter().map(|f| f.name.as_str()).collect();
         names.push(&self.hash.name);
         let mut sorted = names.clone();
         sorted.sort_unstable();
         if let Some(w) = sorted.windows(2).find(|w| w[0] == w[1]) {
-            return Err(IndexError::Invalid(format!(
-                "field name {:?} is used twice",
-                w[0]
-            )));
+            return Err(ConfigError::DuplicateName(w[0].to_string()));
         }
         match self.fields.iter().find(|f| f.name == ID_FIELD) {
             Some(f) if f.kind == FieldKind::Keyword && f.stored && f.indexed => Ok(()),
-            Some(_) => Err(IndexError::Invalid(
-                "field \"id\" must be a stored, indexed keyword".into(),
-            )),
-            None => Err(IndexError::Invalid(
-                "the configuration needs a field \"id\" of type keyword".into(),
-            )),
+            _ => Err(ConfigError::IdField),
         }
     }
 

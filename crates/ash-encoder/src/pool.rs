@@ -5,6 +5,7 @@ use std::sync::{Condvar, Mutex};
 
 use ort::session::Session;
 
+/// Sessions of one model, lent to one caller at a time.
 pub struct SessionPool {
     idle: Mutex<Vec<Session>>,
     returned: Condvar,
@@ -12,6 +13,7 @@ pub struct SessionPool {
 }
 
 impl SessionPool {
+    /// A pool of these sessions.
     pub fn new(sessions: Vec<Session>) -> Self {
         Self {
             size: sessions.len(),
@@ -20,6 +22,7 @@ impl SessionPool {
         }
     }
 
+    /// How many sessions there are.
     pub fn size(&self) -> usize {
         self.size
     }
