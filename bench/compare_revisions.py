@@ -3,8 +3,8 @@
     python3 bench/compare_revisions.py BASE_REV [--n 1000000] [--rounds 2]
 
 Builds `bench_codes`, `bench_index` and `ash-search` (release) at BASE_REV
-(in a temporary git worktree, sharing `target/` so only the workspace's
-own crates are rebuilt) and at the working tree, then runs both builds on
+(in a temporary git worktree, built into `target/compare-base`, which is
+kept for the next comparison) and at the working tree, then runs both builds on
 the same codes and queries, alternating, `--rounds` times. Prints, for each
 figure, the median over rounds at each revision and the ratio
 working tree / base (below 1: the working tree is faster). For refactors
@@ -24,22 +24,26 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 TARGET = ROOT / "target"
+# The base has a target directory of its own: cargo names a workspace
+# crate's artefacts without its path, so two checkouts sharing one would
+# take each other's crates for fresh.
+BASE_TARGET = TARGET / "compare-base"
 EXAMPLES = ("bench_codes", "bench_index")
 
 
-def build(tree: Path, out: Path) -> None:
-    """Builds the benchmark binaries of `tree` and copies them into `out`."""
+def build(tree: Path, target: Path, out: Path) -> None:
+    """Builds the benchmark binaries of `tree` into `target` and copies them into `out`."""
     subprocess.run(
         ["cargo", "build", "--release", "--locked", "--bin", "ash-search"]
         + [a for e in EXAMPLES for a in ("--example", e)],
         cwd=tree,
         check=True,
-        env={**os.environ, "CARGO_TARGET_DIR": str(TARGET)},
+        env={**os.environ, "CARGO_TARGET_DIR": str(target)},
     )
     out.mkdir(parents=True, exist_ok=True)
-    shutil.copy2(TARGET / "release" / "ash-search", out / "ash-search")
+    shutil.copy2(target / "release" / "ash-search", out / "ash-search")
     for e in EXAMPLES:
-        shutil.copy2(TARGET / "release" / "examples" / e, out / e)
+        shutil.copy2(target / "release" / "examples" / e, out / e)
 
 
 def flatten(prefix: str, value: object, into: dict[str, float]) -> None:
@@ -90,10 +94,10 @@ def main() -> int:
         tree = work / "base-tree"
         subprocess.run(["git", "worktree", "add", "--detach", str(tree), args.base], cwd=ROOT, check=True)
         try:
-            build(tree, work / "base")
+            build(tree, BASE_TARGET, work / "base")
         finally:
             subprocess.run(["git", "worktree", "remove", "--force", str(tree)], cwd=ROOT, check=True)
-        build(ROOT, work / "head")
+        build(ROOT, TARGET, work / "head")
         for name, seed in (("db", 2), ("q", 3)):
             subprocess.run(
                 [

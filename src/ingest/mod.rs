@@ -471,7 +471,8 @@ impl Producer<'_> {
                 Some(pre),
             ) => {
                 let started = Instant::now();
-                let tensor = pre.load(Path::new(&input));
+                // A record's error is its reason, in words.
+                let tensor = pre.load(Path::new(&input)).map_err(|e| e.to_string());
                 let took = started.elapsed();
                 (
                     Outcome::Ready {

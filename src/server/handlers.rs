@@ -315,7 +315,9 @@ fn run_search(app: &App, body: SearchBody, image: Option<Bytes>) -> Result<Value
                 .preprocessor()
                 .with_limits(limits)
                 .tensor(bytes)
-                .map_err(|r| ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "bad_image", r))?;
+                .map_err(|e| {
+                    ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "bad_image", e.to_string())
+                })?;
             let mut encoded = encoder
                 .encode(&tensor, 1)
                 .map_err(|e| ApiError::internal(e.to_string()))?;

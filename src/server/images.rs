@@ -49,7 +49,7 @@ pub fn media_type(bytes: &[u8]) -> &'static str {
 /// A JPEG at most `size` pixels a side, aspect kept.
 pub fn thumbnail(bytes: &[u8], size: u32, limits: &ImageLimits) -> Result<Vec<u8>, ApiError> {
     let image = decode(bytes, limits)
-        .map_err(|reason| ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "bad_image", reason))?;
+        .map_err(|e| ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "bad_image", e.to_string()))?;
     let small = image.thumbnail(size, size).to_rgb8();
     let mut out = Vec::new();
     image::DynamicImage::ImageRgb8(small)

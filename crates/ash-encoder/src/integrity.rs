@@ -10,19 +10,22 @@
 
 use image::ImageFormat;
 
+use crate::preprocess::ImageError;
+
 /// Refuses a file whose structure is cut short or damaged, with the reason.
 ///
 /// ```
 /// use ash_encoder::integrity::check;
 /// let refused = check(image::ImageFormat::Jpeg, &[0xFF, 0xD8, 0xFF, 0xDB, 0x00]);
-/// assert!(refused.unwrap_err().contains("truncated JPEG"));
+/// assert!(matches!(refused, Err(ash_encoder::preprocess::ImageError::Damaged(m)) if m.contains("truncated JPEG")));
 /// ```
-pub fn check(format: ImageFormat, bytes: &[u8]) -> Result<(), String> {
+pub fn check(format: ImageFormat, bytes: &[u8]) -> Result<(), ImageError> {
     match format {
         ImageFormat::Png => check_png(bytes),
         ImageFormat::Jpeg => check_jpeg(bytes),
         _ => Ok(()),
     }
+    .map_err(ImageError::Damaged)
 }
 
 const PNG_SIGNATURE: [u8; 8] = [0x89, b'P', b'N', b'G', 0x0D, 0x0A, 0x1A, 0x0A];
@@ -155,7 +158,9 @@ mod tests {
     fn every_cut_of_a_jpeg_is_refused() {
         let jpeg = encoded(ImageFormat::Jpeg);
         for cut in 0..jpeg.len() - 1 {
-            let e = check(ImageFormat::Jpeg, &jpeg[..cut]).unwrap_err();
+            let e = check(ImageFormat::Jpeg, &jpeg[..cut])
+                .unwrap_err()
+                .to_string();
             assert!(e.contains("JPEG"), "{cut}: {e}");
         }
     }
@@ -169,11 +174,15 @@ mod tests {
         let mut bad = png.clone();
         let mid = bad.len() / 2;
         bad[mid] ^= 0x10;
-        assert!(check(ImageFormat::Png, &bad).unwrap_err().contains("CRC"));
+        assert!(check(ImageFormat::Png, &bad)
+            .unwrap_err()
+            .to_string()
+            .contains("CRC"));
         // Missing IEND: the 12-byte IEND chunk cut off.
         let no_iend = &png[..png.len() - 12];
         assert!(check(ImageFormat::Png, no_iend)
             .unwrap_err()
+            .to_string()
             .contains("IEND"));
     }
 }

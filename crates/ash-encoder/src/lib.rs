@@ -349,7 +349,7 @@ impl Encoder {
         for chunk in paths.chunks(batch.max(1)) {
             let tensors: Vec<Result<Vec<f32>, String>> = chunk
                 .par_iter()
-                .map(|p| self.preprocessor.load(p))
+                .map(|p| self.preprocessor.load(p).map_err(|e| e.to_string()))
                 .collect();
             results.extend(self.encode_prepared(tensors));
         }

@@ -77,23 +77,21 @@ impl Preprocessor {
     }
 
     /// Reads, decodes and converts one file.
-    pub fn load(&self, path: &Path) -> Result<Vec<f32>, String> {
-        let len = std::fs::metadata(path)
-            .map_err(|e| format!("cannot read: {e}"))?
-            .len();
+    pub fn load(&self, path: &Path) -> Result<Vec<f32>, ImageError> {
+        let len = std::fs::metadata(path).map_err(ImageError::Read)?.len();
         if len > self.limits.max_file_bytes {
-            return Err(format!(
+            return Err(ImageError::OverLimit(format!(
                 "file of {len} bytes is over the limit of {} bytes",
                 self.limits.max_file_bytes
-            ));
+            )));
         }
-        let bytes = std::fs::read(path).map_err(|e| format!("cannot read: {e}"))?;
+        let bytes = std::fs::read(path).map_err(ImageError::Read)?;
         self.tensor(&bytes)
     }
 
     /// Decodes and converts an image held in memory. A panic inside a
     /// decoder or the resizer becomes this image's error, never the caller's.
-    pub fn tensor(&self, bytes: &[u8]) -> Result<Vec<f32>, String> {
+    pub fn tensor(&self, bytes: &[u8]) -> Result<Vec<f32>, ImageError> {
         guarded(|| {
             let image = decode(bytes, &self.limits)?;
             Ok(self.normalise(&self.resize(&image)?))
@@ -101,7 +99,7 @@ impl Preprocessor {
     }
 
     /// The image at the model's size and channel count, 8 bits a sample.
-    pub fn resize(&self, image: &DynamicImage) -> Result<(Vec<u8>, usize), String> {
+    pub fn resize(&self, image: &DynamicImage) -> Result<(Vec<u8>, usize), ImageError> {
         let [h, w] = self.spec.size;
         let (src, pixel, channels) = match self.spec.channel_order {
             ChannelOrder::Grey => (image.to_luma8().into_raw(), PixelType::U8, 1),
@@ -113,7 +111,7 @@ impl Preprocessor {
             return Ok((src, channels));
         }
         let src = Image::from_vec_u8(image.width(), image.height(), src, pixel)
-            .map_err(|e| format!("cannot resize: {e}"))?;
+            .map_err(|e| ImageError::Failed(format!("cannot resize: {e}")))?;
         let mut dst = Image::new(w, h, pixel);
         let algorithm = match self.spec.resize {
             ResizeFilter::Bilinear => ResizeAlg::Convolution(FilterType::Bilinear),
@@ -122,7 +120,7 @@ impl Preprocessor {
         };
         Resizer::new()
             .resize(&src, &mut dst, &ResizeOptions::new().resize_alg(algorithm))
-            .map_err(|e| format!("cannot resize: {e}"))?;
+            .map_err(|e| ImageError::Failed(format!("cannot resize: {e}")))?;
         Ok((dst.into_vec(), channels))
     }
 
@@ -150,14 +148,16 @@ impl Preprocessor {
 }
 
 /// Runs `f`, turning a panic into an error naming the decoder's failure.
-fn guarded<T>(f: impl FnOnce() -> Result<T, String>) -> Result<T, String> {
+fn guarded<T>(f: impl FnOnce() -> Result<T, ImageError>) -> Result<T, ImageError> {
     std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)).unwrap_or_else(|payload| {
         let why = payload
             .downcast_ref::<&str>()
             .map(|s| s.to_string())
             .or_else(|| payload.downcast_ref::<String>().cloned())
             .unwrap_or_default();
-        Err(format!("the image decoder failed on this file: {why}"))
+        Err(ImageError::Failed(format!(
+            "the image decoder failed on this file: {why}"
+        )))
     })
 }
 
@@ -167,21 +167,21 @@ fn guarded<T>(f: impl FnOnce() -> Result<T, String>) -> Result<T, String> {
 /// inside a decoder is this file's error.
 ///
 /// [`integrity`]: super::integrity
-pub fn decode(bytes: &[u8], limits: &ImageLimits) -> Result<DynamicImage, String> {
+pub fn decode(bytes: &[u8], limits: &ImageLimits) -> Result<DynamicImage, ImageError> {
     guarded(|| decode_checked(bytes, limits))
 }
 
-fn decode_checked(bytes: &[u8], limits: &ImageLimits) -> Result<DynamicImage, String> {
+fn decode_checked(bytes: &[u8], limits: &ImageLimits) -> Result<DynamicImage, ImageError> {
     if bytes.is_empty() {
-        return Err("empty file (0 bytes)".into());
+        return Err(ImageError::Unsupported("empty file (0 bytes)".into()));
     }
     let mut reader = ImageReader::new(Cursor::new(bytes))
         .with_guessed_format()
-        .map_err(|e| format!("cannot read: {e}"))?;
+        .map_err(ImageError::Read)?;
     let Some(format) = reader.format() else {
-        return Err(
+        return Err(ImageError::Unsupported(
             "unsupported or unrecognised image format (PNG, JPEG, TIFF and BMP are read)".into(),
-        );
+        ));
     };
     super::integrity::check(format, bytes)?;
     let mut decoder_limits = Limits::default();
@@ -194,13 +194,15 @@ fn decode_checked(bytes: &[u8], limits: &ImageLimits) -> Result<DynamicImage, St
         .map_err(|e| describe(format, e, limits))?;
     let (w, h) = decoder.dimensions();
     if w == 0 || h == 0 {
-        return Err(format!("image has no pixels ({w}×{h})"));
+        return Err(ImageError::Damaged(format!(
+            "image has no pixels ({w}×{h})"
+        )));
     }
     if u64::from(w) * u64::from(h) > limits.max_pixels {
-        return Err(format!(
+        return Err(ImageError::OverLimit(format!(
             "{w}×{h} pixels is over the limit of {} pixels (a decompression bomb?)",
             limits.max_pixels
-        ));
+        )));
     }
     let orientation = decoder
         .orientation()
@@ -210,20 +212,45 @@ fn decode_checked(bytes: &[u8], limits: &ImageLimits) -> Result<DynamicImage, St
     Ok(image)
 }
 
-fn describe(format: image::ImageFormat, e: image::ImageError, limits: &ImageLimits) -> String {
+fn describe(format: image::ImageFormat, e: image::ImageError, limits: &ImageLimits) -> ImageError {
     let kind = format!("{format:?}").to_uppercase();
     match e {
-        image::ImageError::Limits(_) => format!(
+        image::ImageError::Limits(_) => ImageError::OverLimit(format!(
             "{kind} image is over the size limits ({} pixels a side, {} pixels in all; \
              a decompression bomb?)",
             limits.max_side, limits.max_pixels
-        ),
-        image::ImageError::Unsupported(u) => format!("unsupported {kind} image: {u}"),
-        image::ImageError::IoError(io) if io.kind() == std::io::ErrorKind::UnexpectedEof => {
-            format!("truncated {kind} file: {io}")
+        )),
+        image::ImageError::Unsupported(u) => {
+            ImageError::Unsupported(format!("unsupported {kind} image: {u}"))
         }
-        other => format!("corrupt or truncated {kind} file: {other}"),
+        image::ImageError::IoError(io) if io.kind() == std::io::ErrorKind::UnexpectedEof => {
+            ImageError::Damaged(format!("truncated {kind} file: {io}"))
+        }
+        other => ImageError::Damaged(format!("corrupt or truncated {kind} file: {other}")),
     }
+}
+
+/// Why an image was refused. The variant is the class a caller acts on;
+/// the text says what exactly, for a person.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ImageError {
+    /// The file could not be read.
+    #[error("cannot read: {0}")]
+    Read(std::io::Error),
+    /// Over one of the [`ImageLimits`] (file bytes, pixels a side or in all).
+    #[error("{0}")]
+    OverLimit(String),
+    /// Not an image this build reads: empty, an unknown format, an
+    /// unsupported feature of a known one.
+    #[error("{0}")]
+    Unsupported(String),
+    /// Cut short or damaged, found by the integrity check or the decoder.
+    #[error("{0}")]
+    Damaged(String),
+    /// A decoder or the resizer failed (or panicked) on this file.
+    #[error("{0}")]
+    Failed(String),
 }
 
 #[cfg(test)]
@@ -290,25 +317,35 @@ mod tests {
     #[test]
     fn refuses_bad_bytes_with_a_reason() {
         let limits = ImageLimits::default();
-        assert!(decode(b"", &limits).unwrap_err().contains("empty"));
-        assert!(decode(b"hello world, not an image", &limits)
+        assert!(decode(b"", &limits)
             .unwrap_err()
-            .contains("unrecognised"));
+            .to_string()
+            .contains("empty"));
+        assert!(matches!(
+            decode(b"hello world, not an image", &limits),
+            Err(ImageError::Unsupported(m)) if m.contains("unrecognised")
+        ));
         let mut png = Vec::new();
         DynamicImage::new_rgb8(64, 64)
             .write_to(&mut Cursor::new(&mut png), image::ImageFormat::Png)
             .unwrap();
         let err = decode(&png[..png.len() / 2], &limits).unwrap_err();
-        assert!(err.contains("PNG"), "{err}");
+        assert!(
+            matches!(&err, ImageError::Damaged(m) if m.contains("PNG")),
+            "{err}"
+        );
         let small = ImageLimits {
             max_side: 32,
             ..limits
         };
-        assert!(decode(&png, &small).unwrap_err().contains("limit"));
+        assert!(matches!(
+            decode(&png, &small),
+            Err(ImageError::OverLimit(_))
+        ));
         let few = ImageLimits {
             max_pixels: 100,
             ..limits
         };
-        assert!(decode(&png, &few).unwrap_err().contains("limit"));
+        assert!(matches!(decode(&png, &few), Err(ImageError::OverLimit(_))));
     }
 }
