@@ -89,13 +89,15 @@ browser-test: $(BROWSER_DIR)/node_modules/.ready $(ORT_LIB)
 	$(BROWSER_DIR)/run.sh target/debug/ash-search
 
 # The encoder plugin's environment: PyTorch from PyPI (about 3 GB with its
-# CUDA libraries, installed once and reused), ONNX, ONNX Runtime.
+# CUDA libraries, installed once and reused), ONNX, ONNX Runtime, and Ray
+# for the distributed encoding job (ash.distributed).
 $(PLUGIN_VENV)/.ready: plugin/requirements.txt
 	$(PYTHON) -m venv $(PLUGIN_VENV)
 	$(PLUGIN_VENV)/bin/pip install --quiet --disable-pip-version-check -r plugin/requirements.txt
 	touch $@
 
-plugin-test: $(PLUGIN_VENV)/.ready
+# The Ray tests (plugin/tests/test_distributed_ray.py) run the release binary.
+plugin-test: $(PLUGIN_VENV)/.ready build
 	$(PLUGIN_VENV)/bin/ruff check scripts bench tests && $(PLUGIN_VENV)/bin/ruff format --check scripts bench tests
 	cd plugin && ../$(PLUGIN_VENV)/bin/ruff check . && ../$(PLUGIN_VENV)/bin/ruff format --check .
 	cd plugin && ../$(PLUGIN_VENV)/bin/python -m pytest -q
@@ -105,10 +107,11 @@ $(BENCH_VENV)/.ready: bench/requirements.txt
 	$(BENCH_VENV)/bin/pip install --quiet --disable-pip-version-check -r bench/requirements.txt
 	touch $@
 
-bench: build $(BENCH_VENV)/.ready $(ORT_LIB)
+bench: build $(BENCH_VENV)/.ready $(PLUGIN_VENV)/.ready $(ORT_LIB)
 	$(CARGO) build --release --locked --example bench_codes --example bench_index --example bench_serve
 	$(BENCH_VENV)/bin/python bench/codes_bench.py
 	$(BENCH_VENV)/bin/python bench/encode_bench.py
+	$(PLUGIN_VENV)/bin/python bench/ray_bench.py
 	target/release/examples/bench_index $${BENCH_INDEX_N:-1000000} $${BENCH_INDEX_QUERIES:-200}
 	target/release/examples/bench_serve $${BENCH_SERVE_N:-1000000} $${BENCH_SERVE_SECONDS:-5} $${BENCH_SERVE_CLIENTS:-4}
 

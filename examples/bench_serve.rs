@@ -168,7 +168,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let t = Instant::now();
     let report = ingest::ingest(
         &store,
-        Source::Jsonl(&records),
+        Source::Jsonl(std::slice::from_ref(&records)),
         None,
         &IngestOptions::default(),
         &mut |e| panic!("{e:?}"),

@@ -391,6 +391,155 @@ fn encode_prints_codes_and_reports_bad_files() {
     assert!(lines[1]["error"].as_str().unwrap().contains("empty"));
 }
 
+/// `--files-from` (a list, or `-` for standard input) gives the same codes
+/// as the command line, in the command line's order then the list's.
+#[test]
+fn encode_reads_a_list_of_files() {
+    let tmp = tempfile::tempdir().unwrap();
+    let images: Vec<String> = ["case-01.png", "case-02.png", "empty.png", "case-03.png"]
+        .iter()
+        .map(|f| fixtures().join("images").join(f).display().to_string())
+        .collect();
+    let list = tmp.path().join("list.txt");
+    std::fs::write(&list, format!("{}\r\n\n{}\n", images[1], images[2])).unwrap();
+    let codes = |out: Output| -> Vec<Value> {
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect()
+    };
+    let argv = codes(ash(&[
+        "encode",
+        "--encoder",
+        &model(48),
+        "--json",
+        &images[0],
+        &images[1],
+        &images[2],
+        &images[3],
+    ]));
+    let listed = ash(&[
+        "encode",
+        "--encoder",
+        &model(48),
+        "--json",
+        &images[0],
+        "--files-from",
+        list.to_str().unwrap(),
+        &images[3],
+    ]);
+    assert_eq!(listed.status.code(), Some(1), "empty.png fails");
+    let listed = codes(listed);
+    // Command line first (case-01, case-03), then the list (case-02, empty).
+    let order = [0, 3, 1, 2];
+    assert_eq!(listed.len(), 4);
+    for (got, &want) in listed.iter().zip(&order) {
+        assert_eq!(got["file"], Value::from(images[want].clone()));
+        assert_eq!(got.get("code"), argv[want].get("code"));
+        assert_eq!(got.get("error").is_some(), want == 2);
+    }
+    let mut child = Command::new(env!("CARGO_BIN_EXE_ash-search"))
+        .args([
+            "encode",
+            "--encoder",
+            &model(48),
+            "--json",
+            "--files-from",
+            "-",
+        ])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    use std::io::Write;
+    writeln!(child.stdin.take().unwrap(), "{}", images[3]).unwrap();
+    let piped = codes(child.wait_with_output().unwrap());
+    assert_eq!(piped.len(), 1);
+    assert_eq!(piped[0]["code"], argv[3]["code"]);
+    let missing = ash(&[
+        "encode",
+        "--encoder",
+        &model(48),
+        "--files-from",
+        "/nonexistent/list",
+    ]);
+    assert_eq!(missing.status.code(), Some(2));
+    assert!(
+        stderr(&missing).contains("/nonexistent/list"),
+        "{}",
+        stderr(&missing)
+    );
+}
+
+/// Several JSONL files (a distributed job's shards) in one ingest: every
+/// record of every file, errors naming their own file, and a missing file
+/// refused before anything is indexed.
+#[test]
+fn ingest_reads_several_record_files() {
+    let tmp = tempfile::tempdir().unwrap();
+    let index = init(tmp.path(), Some(&model(48)));
+    let shard = |name: &str, lines: &[String]| -> String {
+        let path = tmp.path().join(name);
+        std::fs::write(&path, lines.join("\n")).unwrap();
+        path.display().to_string()
+    };
+    let code = |i: usize| format!("{:012x}", i * 0x0101_0101);
+    let a = shard(
+        "codes-00000.jsonl",
+        &(0..3)
+            .map(|i| format!(r#"{{"id":"s0-{i}","code":"{}","grade":{i}}}"#, code(i)))
+            .collect::<Vec<_>>(),
+    );
+    let b = shard(
+        "codes-00001.jsonl",
+        &[
+            format!(r#"{{"id":"s1-0","code":"{}"}}"#, code(7)),
+            r#"{"id":"s1-bad","code":"zz"}"#.to_string(),
+        ],
+    );
+    let errors = tmp.path().join("errors.jsonl");
+    let missing = tmp.path().join("codes-00002.jsonl");
+    let refused = ash(&["ingest", &index, &a, missing.to_str().unwrap(), "--quiet"]);
+    assert_eq!(refused.status.code(), Some(2), "{}", stderr(&refused));
+    assert!(
+        stderr(&refused).contains("codes-00002.jsonl"),
+        "{}",
+        stderr(&refused)
+    );
+    assert!(
+        search_json(&index, &["--code", "000000000000", "--k", "10"]).is_empty(),
+        "nothing indexed"
+    );
+
+    let out = ash(&[
+        "ingest",
+        &index,
+        &a,
+        &b,
+        "--quiet",
+        "--errors",
+        errors.to_str().unwrap(),
+    ]);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "one bad record: {}",
+        stderr(&out)
+    );
+    let mut got = ids(&search_json(
+        &index,
+        &["--code", "000000000000", "--k", "10"],
+    ));
+    got.sort();
+    assert_eq!(got, ["s0-0", "s0-1", "s0-2", "s1-0"]);
+    let error: Value =
+        serde_json::from_str(std::fs::read_to_string(&errors).unwrap().trim()).unwrap();
+    assert_eq!(error["id"], "s1-bad");
+    assert_eq!(error["line"], 2);
+    assert_eq!(error["input"], Value::from(b.clone()));
+}
+
 /// Kills an ingest after its first commit, reopens the index, and resumes
 /// with --skip-existing: nothing committed is lost and nothing doubles.
 #[test]

@@ -30,10 +30,11 @@ pub struct InitArgs {
 #[derive(Debug, Args)]
 pub struct IngestArgs {
     index: PathBuf,
-    /// JSONL records (schemas/record.schema.json); `image` paths are
-    /// relative to this file.
+    /// JSONL records (schemas/record.schema.json), one file or many (e.g.
+    /// the shards of a distributed encoding job), read in the order given;
+    /// `image` paths are relative to their own file.
     #[arg(required_unless_present = "images", conflicts_with = "images")]
-    records: Option<PathBuf>,
+    records: Vec<PathBuf>,
     /// A folder of images instead (ids are file stems or the CSV's `id`).
     #[arg(long)]
     images: Option<PathBuf>,
@@ -136,7 +137,7 @@ pub fn ingest(args: IngestArgs) -> Result<ExitCode, CliError> {
     // Images need the encoder; records with codes alone do not.
     let needs_encoder = args.images.is_some()
         || args.encoder.encoder.is_some()
-        || args.records.as_deref().is_some_and(has_image_records);
+        || args.records.iter().any(|r| has_image_records(r));
     let encoder = if needs_encoder {
         Some(args.encoder.open(&store, &args.encoder.options())?)
     } else {
@@ -151,13 +152,13 @@ pub fn ingest(args: IngestArgs) -> Result<ExitCode, CliError> {
     let mut write_error = |e: RecordError| {
         let _ = writeln!(sink, "{}", serde_json::to_string(&e).expect("serialises"));
     };
-    let source = match (&args.records, &args.images) {
-        (Some(r), _) => Source::Jsonl(r),
-        (None, Some(dir)) => Source::Images {
+    let source = match (args.records.is_empty(), &args.images) {
+        (false, _) => Source::Jsonl(&args.records),
+        (true, Some(dir)) => Source::Images {
             dir,
             metadata: args.metadata.as_deref(),
         },
-        (None, None) => return Err("give a JSONL file or --images DIR".into()),
+        (true, None) => return Err("give JSONL files or --images DIR".into()),
     };
     let options = IngestOptions {
         commit_every: args.commit_every.max(1),

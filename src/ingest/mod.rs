@@ -49,7 +49,9 @@ pub struct RecordError {
 
 /// Where records come from.
 pub enum Source<'a> {
-    Jsonl(&'a Path),
+    /// JSONL files, read one after the other (each must exist when the
+    /// ingest starts; `image` paths are relative to their own file).
+    Jsonl(&'a [PathBuf]),
     /// JSONL from any stream (a request body): `input` names it in error
     /// records, relative `image` paths are taken from `base`.
     Reader {
@@ -196,7 +198,10 @@ pub fn ingest(
     let mut report = IngestReport::default();
     let parser = RecordParser::new(store);
     let (records, total): (Box<dyn Iterator<Item = RawRecord> + Send + '_>, u64) = match source {
-        Source::Jsonl(path) => (Box::new(sources::jsonl(path)?), sources::count_lines(path)),
+        Source::Jsonl(paths) => (
+            Box::new(sources::jsonl_files(paths)?),
+            paths.iter().map(|p| sources::count_lines(p)).sum(),
+        ),
         Source::Reader {
             reader,
             input,

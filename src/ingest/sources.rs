@@ -43,6 +43,31 @@ pub fn jsonl(path: &Path) -> Result<impl Iterator<Item = RawRecord> + Send, Inge
     ))
 }
 
+/// The records of several JSONL files, one after the other. Every file is
+/// opened once here, so a missing one stops the ingest before anything is
+/// indexed; each is then reopened in turn (thousands of shards do not hold
+/// thousands of descriptors). A file that vanishes in between gives one
+/// error record and reading goes on with the next.
+pub fn jsonl_files(
+    paths: &[PathBuf],
+) -> Result<impl Iterator<Item = RawRecord> + Send + '_, IngestError> {
+    for path in paths {
+        File::open(path).map_err(read_error(path))?;
+    }
+    Ok(paths.iter().flat_map(|path| {
+        let records: Box<dyn Iterator<Item = RawRecord> + Send> = match jsonl(path) {
+            Ok(records) => Box::new(records),
+            Err(e) => Box::new(std::iter::once(RawRecord {
+                line: 0,
+                input: path.display().to_string(),
+                base: PathBuf::new(),
+                value: Err(e.to_string()),
+            })),
+        };
+        records
+    }))
+}
+
 /// The records of any JSONL stream (a request body, a pipe); `input` names
 /// it in error records and relative `image` paths are taken from `base`.
 pub fn jsonl_reader<R: BufRead + Send>(
