@@ -70,6 +70,7 @@ package-check:
 	$(CARGO) package --locked -p ash-mih -p ash-tantivy -p ash-encoder --allow-dirty --no-verify --quiet
 
 test: lint package-check plugin-test $(ORT_LIB) $(ORT_OLD_LIB)
+	scripts/ensure_dicom_tools.sh
 	$(CARGO) test --locked --workspace --all-targets
 	$(CARGO) test --locked --workspace --doc
 	$(CARGO) run --locked --quiet -p ash-mih --example mih_only
@@ -112,6 +113,8 @@ bench: build $(BENCH_VENV)/.ready $(PLUGIN_VENV)/.ready $(ORT_LIB)
 	$(BENCH_VENV)/bin/python bench/codes_bench.py
 	$(BENCH_VENV)/bin/python bench/encode_bench.py
 	$(PLUGIN_VENV)/bin/python bench/ray_bench.py
+	scripts/ensure_dicom_tools.sh
+	$(PLUGIN_VENV)/bin/python bench/dicom_bench.py
 	target/release/examples/bench_index $${BENCH_INDEX_N:-1000000} $${BENCH_INDEX_QUERIES:-200}
 	target/release/examples/bench_serve $${BENCH_SERVE_N:-1000000} $${BENCH_SERVE_SECONDS:-5} $${BENCH_SERVE_CLIENTS:-4}
 

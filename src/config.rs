@@ -32,6 +32,12 @@ pub enum ConfigError {
     /// The `id` field is missing or not a stored, indexed keyword.
     #[error("the configuration needs a field \"id\" of type keyword, stored and indexed")]
     IdField,
+    /// The DICOM mapping names a field the index does not have.
+    #[error("dicom.fields maps to {0:?}, which is not a field of this index")]
+    DicomField(String),
+    /// The DICOM mapping names an attribute the DICOM dictionary does not know.
+    #[error("dicom: {0:?} is not a DICOM attribute keyword (e.g. PatientID, ImageLaterality)")]
+    DicomKeyword(String),
 }
 
 /// The configuration schema's validator, compiled once per process.
@@ -94,6 +100,67 @@ pub enum EncoderRef {
 pub struct IndexConfig {
     pub fields: Vec<FieldConfig>,
     pub hash: HashConfig,
+    /// How DICOM files' headers become ids and fields.
+    #[serde(default)]
+    pub dicom: DicomMapping,
+}
+
+/// How a DICOM file's header becomes a document: the attribute whose value
+/// is its id (when the record or the CSV gives none), and for each field
+/// the attributes that fill it, the first present winning. Only the
+/// attributes named here are read, so names and other direct identifiers
+/// are never stored unless a field maps them. `fields` left out: the
+/// ophthalmology default ([`DicomMapping::DEFAULT_FIELDS`]) for the fields
+/// this index has. Values a record or CSV gives take precedence.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DicomMapping {
+    #[serde(default = "sop_instance_uid")]
+    pub id: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fields: Option<std::collections::BTreeMap<String, Vec<String>>>,
+}
+
+fn sop_instance_uid() -> String {
+    "SOPInstanceUID".into()
+}
+
+impl Default for DicomMapping {
+    fn default() -> Self {
+        Self {
+            id: sop_instance_uid(),
+            fields: None,
+        }
+    }
+}
+
+impl DicomMapping {
+    /// The default for ophthalmology: field ← attributes, in order.
+    pub const DEFAULT_FIELDS: &'static [(&'static str, &'static [&'static str])] = &[
+        ("patient_id", &["PatientID"]),
+        ("eye", &["ImageLaterality", "Laterality"]),
+        (
+            "acquired",
+            &["AcquisitionDateTime", "ContentDate", "StudyDate"],
+        ),
+        ("modality", &["Modality"]),
+        ("manufacturer", &["Manufacturer"]),
+        ("device", &["ManufacturerModelName"]),
+        ("report", &["StudyDescription"]),
+        ("study_uid", &["StudyInstanceUID"]),
+        ("series_uid", &["SeriesInstanceUID"]),
+    ];
+
+    /// (field, attributes) for an index with `config`'s fields.
+    pub fn resolved(&self, config: &IndexConfig) -> Vec<(String, Vec<String>)> {
+        match &self.fields {
+            Some(map) => map.iter().map(|(f, a)| (f.clone(), a.clone())).collect(),
+            None => Self::DEFAULT_FIELDS
+                .iter()
+                .filter(|(f, _)| config.field(f).is_some())
+                .map(|(f, a)| (f.to_string(), a.iter().map(|k| k.to_string()).collect()))
+                .collect(),
+        }
+    }
 }
 
 /// Adds the indexed, stored and fast flags a field asks for (a macro: the
@@ -163,9 +230,22 @@ impl IndexConfig {
             return Err(ConfigError::DuplicateName(w[0].to_string()));
         }
         match self.fields.iter().find(|f| f.name == ID_FIELD) {
-            Some(f) if f.kind == FieldKind::Keyword && f.stored && f.indexed => Ok(()),
-            _ => Err(ConfigError::IdField),
+            Some(f) if f.kind == FieldKind::Keyword && f.stored && f.indexed => {}
+            _ => return Err(ConfigError::IdField),
         }
+        let known = crate::encoder::dicom::is_keyword;
+        if !known(&self.dicom.id) {
+            return Err(ConfigError::DicomKeyword(self.dicom.id.clone()));
+        }
+        for (field, keywords) in self.dicom.fields.iter().flatten() {
+            if self.field(field).is_none() || field == ID_FIELD {
+                return Err(ConfigError::DicomField(field.clone()));
+            }
+            if let Some(k) = keywords.iter().find(|k| !known(k)) {
+                return Err(ConfigError::DicomKeyword(k.clone()));
+            }
+        }
+        Ok(())
     }
 
     /// The tantivy schema: metadata fields, then the hash field.

@@ -18,7 +18,7 @@ use ash_search::encoder::Encoder;
 
 #[derive(Debug, Args)]
 pub struct EncodeArgs {
-    /// Image files (PNG, JPEG, TIFF, BMP).
+    /// Image files (PNG, JPEG, TIFF, BMP, DICOM).
     #[arg(required_unless_present = "files_from")]
     files: Vec<PathBuf>,
     /// Also read image paths from this file, one per line (`-`: standard

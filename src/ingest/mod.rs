@@ -13,6 +13,7 @@
 //! A record that cannot be used is reported with its line, id, input and
 //! reason, and the rest goes on.
 
+pub mod dicom;
 pub mod records;
 pub mod sources;
 

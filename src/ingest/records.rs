@@ -103,6 +103,19 @@ impl RecordParser {
         let (Some(obj), Some(id)) = (value.as_object(), id) else {
             return Err((None, "a record is a JSON object with a string id".into()));
         };
+        let with_header;
+        let obj = match obj.get(IMAGE_FIELD).and_then(|v| v.as_str()) {
+            Some(image) => match super::dicom::header(&base.join(image)) {
+                Some(header) => {
+                    let mut filled = obj.clone();
+                    super::dicom::fill_fields(&mut filled, &header, &self.config);
+                    with_header = filled;
+                    &with_header
+                }
+                None => obj,
+            },
+            None => obj,
+        };
         let fail = |reason: String| (Some(id.clone()), reason);
         let mut doc = TantivyDocument::new();
         let mut image = None;

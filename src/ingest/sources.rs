@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 
 use serde_json::{Map, Value};
 
+use super::dicom::is_dicom_file;
 use super::IngestError;
 use crate::config::{FieldKind, IndexConfig, ID_FIELD};
 
@@ -25,8 +26,9 @@ pub struct RawRecord {
     pub value: Result<Value, String>,
 }
 
-/// File extensions read from an image folder.
-pub const IMAGE_EXTENSIONS: &[&str] = &["png", "jpg", "jpeg", "tif", "tiff", "bmp"];
+/// File extensions read from an image folder; files with any other name
+/// are read when they are DICOM (PACS exports often have no extension).
+pub const IMAGE_EXTENSIONS: &[&str] = &["png", "jpg", "jpeg", "tif", "tiff", "bmp", "dcm"];
 
 /// Longest JSONL line read; a longer one is refused as a record (and
 /// skipped to its end), so one endless line cannot exhaust memory.
@@ -227,11 +229,18 @@ pub fn image_folder(
             .extension()
             .map(|e| e.to_string_lossy().to_lowercase())
             .unwrap_or_default();
-        let value = if IMAGE_EXTENSIONS.contains(&ext.as_str()) {
+        let dicom =
+            ext == "dcm" || !IMAGE_EXTENSIONS.contains(&ext.as_str()) && is_dicom_file(path);
+        let value = if IMAGE_EXTENSIONS.contains(&ext.as_str()) || dicom {
             let mut obj = row.map(|(_, o)| o).unwrap_or_default();
             if !obj.contains_key(ID_FIELD) {
+                let from_header = dicom
+                    .then(|| super::dicom::header(path))
+                    .flatten()
+                    .and_then(|h| super::dicom::id(&h, config));
                 let stem = path.file_stem().map(|s| s.to_string_lossy().to_string());
-                obj.insert(ID_FIELD.into(), Value::from(stem.unwrap_or(name)));
+                let id = from_header.or(stem).unwrap_or(name);
+                obj.insert(ID_FIELD.into(), Value::from(id));
             }
             obj.insert(
                 "image".into(),
@@ -240,7 +249,7 @@ pub fn image_folder(
             Ok(Value::Object(obj))
         } else {
             Err(format!(
-                "unsupported format (extension {ext:?}; images are {})",
+                "unsupported format (extension {ext:?}; images are {}, and DICOM files of any name)",
                 IMAGE_EXTENSIONS.join(", ")
             ))
         };

@@ -15,7 +15,7 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use super::error::ApiError;
-use super::images::{inside_roots, media_type, thumbnail};
+use super::images::{inside_roots, media_type, render_png, thumbnail};
 use super::{guard, App};
 use crate::code::BinaryCode;
 use crate::config::IMAGE_FIELD;
@@ -432,13 +432,14 @@ fn image_path(app: &App, id: &str) -> Result<PathBuf, ApiError> {
 }
 
 /// The image file, streamed in pieces (never read whole into memory), up
-/// to `max_image_bytes`.
+/// to `max_image_bytes`. A DICOM file is rendered as a PNG of its first
+/// frame (LUTs and window applied), since browsers do not show DICOM.
 pub async fn document_image(
     State(app): State<Arc<App>>,
     UrlPath(id): UrlPath<String>,
 ) -> Result<Response, ApiError> {
     let limit = app.config.max_image_bytes;
-    let (file, len, head) = blocking(move || {
+    let opened = blocking(move || {
         use std::io::{Read, Seek};
         let path = image_path(&app, &id)?;
         let unreadable = |_| ApiError::not_found("the image file is not readable");
@@ -451,12 +452,36 @@ pub async fn document_image(
                 format!("the image file of {len} bytes is over the limit of {limit} bytes"),
             ));
         }
-        let mut head = [0u8; 32];
+        let mut head = [0u8; 132];
         let n = file.read(&mut head).map_err(unreadable)?;
         file.rewind().map_err(unreadable)?;
-        Ok((file, len, head[..n].to_vec()))
+        if crate::encoder::dicom::is_dicom(&head[..n]) {
+            let _slot = app.image_slot()?;
+            let mut bytes = Vec::with_capacity(len as usize);
+            file.read_to_end(&mut bytes).map_err(unreadable)?;
+            let limits = ImageLimits {
+                max_file_bytes: limit,
+                ..ImageLimits::default()
+            };
+            return Ok(Err(render_png(&bytes, &limits)?));
+        }
+        Ok(Ok((file, len, head[..n].to_vec())))
     })
     .await?;
+    let (file, len, head) = match opened {
+        Ok(streamed) => streamed,
+        Err(png) => {
+            return Ok((
+                [
+                    (header::CONTENT_TYPE, "image/png"),
+                    (header::CACHE_CONTROL, "private, max-age=3600"),
+                    (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+                ],
+                png,
+            )
+                .into_response())
+        }
+    };
     let file = tokio::fs::File::from_std(file);
     let stream = futures_util::stream::unfold((file, 0u64), move |(mut file, sent)| async move {
         use tokio::io::AsyncReadExt;

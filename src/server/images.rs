@@ -57,3 +57,19 @@ pub fn thumbnail(bytes: &[u8], size: u32, limits: &ImageLimits) -> Result<Vec<u8
         .map_err(|e| ApiError::internal(format!("cannot write the thumbnail: {e}")))?;
     Ok(out)
 }
+
+/// The whole picture as a PNG (8 bits a sample; grey stays grey).
+pub fn render_png(bytes: &[u8], limits: &ImageLimits) -> Result<Vec<u8>, ApiError> {
+    let image = decode(bytes, limits)
+        .map_err(|e| ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "bad_image", e.to_string()))?;
+    let image = if image.color().has_color() {
+        image::DynamicImage::ImageRgb8(image.to_rgb8())
+    } else {
+        image::DynamicImage::ImageLuma8(image.to_luma8())
+    };
+    let mut out = Vec::new();
+    image
+        .write_to(&mut Cursor::new(&mut out), ImageFormat::Png)
+        .map_err(|e| ApiError::internal(format!("cannot write the PNG: {e}")))?;
+    Ok(out)
+}

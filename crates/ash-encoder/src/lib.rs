@@ -12,6 +12,7 @@
 
 #![deny(missing_docs)]
 
+pub mod dicom;
 pub mod integrity;
 pub mod manifest;
 pub mod pool;

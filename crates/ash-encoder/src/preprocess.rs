@@ -5,7 +5,9 @@
 //! taken sideways is encoded upright. Sixteen-bit samples are scaled to
 //! 0..255, alpha is dropped. Resizing is `fast_image_resize` (its bilinear
 //! filter is Pillow's, which the plugin trains with), then each channel
-//! becomes `(pixel · scale − mean) / std`, laid out NCHW.
+//! becomes `(pixel · scale − mean) / std`, laid out NCHW. DICOM files
+//! (`DICM` at byte 128, whatever their name) go through [`crate::dicom`]
+//! and give their first frame.
 //!
 //! Every failure is a sentence naming the reason (the caller names the
 //! file): empty, unrecognised format, truncated or corrupt, too large.
@@ -161,12 +163,14 @@ fn guarded<T>(f: impl FnOnce() -> Result<T, ImageError>) -> Result<T, ImageError
     })
 }
 
-/// Decodes an image with its EXIF orientation applied, within `limits`.
+/// Decodes an image with its EXIF orientation applied, within `limits`;
+/// a DICOM file gives its first frame ([`dicom::decode`]).
 /// The file's structure is checked first ([`integrity`]), so a truncated
 /// or damaged JPEG or PNG is refused rather than decoded in part; a panic
 /// inside a decoder is this file's error.
 ///
 /// [`integrity`]: super::integrity
+/// [`dicom::decode`]: super::dicom::decode
 pub fn decode(bytes: &[u8], limits: &ImageLimits) -> Result<DynamicImage, ImageError> {
     guarded(|| decode_checked(bytes, limits))
 }
@@ -175,12 +179,16 @@ fn decode_checked(bytes: &[u8], limits: &ImageLimits) -> Result<DynamicImage, Im
     if bytes.is_empty() {
         return Err(ImageError::Unsupported("empty file (0 bytes)".into()));
     }
+    if super::dicom::is_dicom(bytes) {
+        return super::dicom::decode(bytes, limits, 0);
+    }
     let mut reader = ImageReader::new(Cursor::new(bytes))
         .with_guessed_format()
         .map_err(ImageError::Read)?;
     let Some(format) = reader.format() else {
         return Err(ImageError::Unsupported(
-            "unsupported or unrecognised image format (PNG, JPEG, TIFF and BMP are read)".into(),
+            "unsupported or unrecognised image format (PNG, JPEG, TIFF, BMP and DICOM are read)"
+                .into(),
         ));
     };
     super::integrity::check(format, bytes)?;

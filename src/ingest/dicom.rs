@@ -1,0 +1,128 @@
+//! DICOM headers as documents: the id and the fields an index's
+//! [`DicomMapping`] names, converted to each field's type. Values a record
+//! or a CSV already gives are kept; only the attributes the mapping names
+//! are read.
+//!
+//! Conversions: `ImageLaterality`/`Laterality` R, L, B become OD, OS, OU
+//! (the eye as ophthalmology writes it); DA and DT values (`20260314`,
+//! `20260314101500`) become dates for date fields; numbers are parsed for
+//! integer and float fields; anything that does not convert is left as
+//! text, so the record parser names the problem as for any record.
+//!
+//! [`DicomMapping`]: crate::config::DicomMapping
+
+use std::io::Read;
+use std::path::Path;
+
+use serde_json::{Map, Value};
+
+use crate::config::{FieldKind, IndexConfig};
+use crate::encoder::dicom::{is_dicom, DicomHeader};
+
+/// Whether the file at `path` is DICOM (by its first 132 bytes).
+pub fn is_dicom_file(path: &Path) -> bool {
+    let mut head = [0u8; 132];
+    std::fs::File::open(path)
+        .and_then(|mut f| f.read_exact(&mut head))
+        .is_ok_and(|()| is_dicom(&head))
+}
+
+/// The header of `path` when it is a readable DICOM file.
+pub fn header(path: &Path) -> Option<DicomHeader> {
+    is_dicom_file(path)
+        .then(|| DicomHeader::open(path).ok())
+        .flatten()
+}
+
+/// The document id the mapping takes from a header.
+pub fn id(header: &DicomHeader, config: &IndexConfig) -> Option<String> {
+    header.value(&config.dicom.id)
+}
+
+/// Adds the mapped fields `record` does not have yet.
+pub fn fill_fields(record: &mut Map<String, Value>, header: &DicomHeader, config: &IndexConfig) {
+    for (field, keywords) in config.dicom.resolved(config) {
+        if record.get(&field).is_some_and(|v| !v.is_null()) {
+            continue;
+        }
+        let Some(kind) = config.field(&field).map(|f| f.kind) else {
+            continue;
+        };
+        let found = keywords
+            .iter()
+            .find_map(|k| header.value(k).map(|v| (k.as_str(), v)));
+        if let Some((keyword, text)) = found {
+            record.insert(field, convert(keyword, &text, kind));
+        }
+    }
+}
+
+fn convert(keyword: &str, text: &str, kind: FieldKind) -> Value {
+    let text = match (keyword, text) {
+        ("ImageLaterality" | "Laterality", "R") => "OD",
+        ("ImageLaterality" | "Laterality", "L") => "OS",
+        ("ImageLaterality" | "Laterality", "B") => "OU",
+        _ => text,
+    };
+    match kind {
+        FieldKind::Date => dicom_date(text).map_or_else(|| text.into(), Value::from),
+        FieldKind::Integer => text
+            .trim()
+            .parse::<i64>()
+            .map_or_else(|_| text.into(), Value::from),
+        FieldKind::Float => text
+            .trim()
+            .parse::<f64>()
+            .map_or_else(|_| text.into(), Value::from),
+        FieldKind::Boolean => match text.trim().to_ascii_uppercase().as_str() {
+            "Y" | "YES" | "TRUE" | "1" => Value::Bool(true),
+            "N" | "NO" | "FALSE" | "0" => Value::Bool(false),
+            _ => text.into(),
+        },
+        FieldKind::Text | FieldKind::Keyword => text.into(),
+    }
+}
+
+/// `YYYYMMDD…` (DA, or the start of a DT) as `YYYY-MM-DD`.
+fn dicom_date(text: &str) -> Option<String> {
+    let digits = text
+        .get(..8)
+        .filter(|d| d.bytes().all(|b| b.is_ascii_digit()))?;
+    Some(format!(
+        "{}-{}-{}",
+        &digits[..4],
+        &digits[4..6],
+        &digits[6..8]
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn laterality_dates_and_numbers_convert_and_the_rest_stays_text() {
+        assert_eq!(convert("ImageLaterality", "R", FieldKind::Keyword), "OD");
+        assert_eq!(convert("Laterality", "L", FieldKind::Keyword), "OS");
+        assert_eq!(convert("Laterality", "B", FieldKind::Keyword), "OU");
+        assert_eq!(convert("Modality", "R", FieldKind::Keyword), "R");
+        assert_eq!(
+            convert("StudyDate", "20260314", FieldKind::Date),
+            "2026-03-14"
+        );
+        assert_eq!(
+            convert("AcquisitionDateTime", "20260314101500.123", FieldKind::Date),
+            "2026-03-14"
+        );
+        assert_eq!(convert("StudyDate", "2026", FieldKind::Date), "2026");
+        assert_eq!(convert("InstanceNumber", "7", FieldKind::Integer), 7);
+        assert_eq!(
+            convert("InstanceNumber", "seven", FieldKind::Integer),
+            "seven"
+        );
+        assert_eq!(
+            convert("BurnedInAnnotation", "NO", FieldKind::Boolean),
+            false
+        );
+    }
+}
