@@ -10,6 +10,8 @@
 //! and VOI LUTs (window centre and width) are applied as a viewer would, so
 //! a 16-bit image becomes what a grader sees; an 8-bit RGB image is passed
 //! through unchanged, so its code equals that of the same picture as PNG.
+//! An 8-bit JPEG baseline frame is decoded as a JPEG file would be, so a
+//! photograph wrapped in DICOM (`img2dcm`) gets the photograph's own code.
 //! What cannot be decoded is refused with its reason: no pixel data (and
 //! the SOP class), a transfer syntax this build lacks (named), a frame that
 //! is truncated or corrupt, a frame number past the last.
@@ -164,6 +166,9 @@ pub fn decode(bytes: &[u8], limits: &ImageLimits, frame: u32) -> Result<DynamicI
             "DICOM frame {frame} asked for; the object has {frames}"
         )));
     }
+    if let Some(jpeg) = baseline_jpeg_frame(&object, &ts_uid, frame, frames) {
+        return crate::preprocess::decode(&jpeg, limits);
+    }
     let decoded = object.decode_pixel_data_frame(frame).map_err(|e| {
         ImageError::Damaged(format!(
             "DICOM frame {frame} cannot be decoded ({}): {}",
@@ -179,6 +184,43 @@ pub fn decode(bytes: &[u8], limits: &ImageLimits, frame: u32) -> Result<DynamicI
                 chain(&e)
             ))
         })
+}
+
+/// JPEG baseline and extended (8-bit) transfer syntaxes.
+const JPEG_8BIT: [&str; 2] = ["1.2.840.10008.1.2.4.50", "1.2.840.10008.1.2.4.51"];
+
+/// The frame's JPEG bytes, for an 8-bit JPEG baseline object: these are
+/// decoded like a JPEG file (the same decoder and integrity check), so a
+/// photograph wrapped in DICOM gets the code of the photograph itself.
+/// `None` (dicom-pixeldata decodes) for other syntaxes and depths, and when
+/// the fragments cannot be told apart per frame.
+fn baseline_jpeg_frame(
+    object: &DefaultDicomObject,
+    ts_uid: &str,
+    frame: u32,
+    frames: u32,
+) -> Option<Vec<u8>> {
+    if !JPEG_8BIT.contains(&ts_uid) {
+        return None;
+    }
+    let bits = object
+        .element_opt(tags::BITS_ALLOCATED)
+        .ok()??
+        .to_int::<u16>()
+        .ok()?;
+    if bits != 8 {
+        return None;
+    }
+    let fragments = object
+        .element_opt(tags::PIXEL_DATA)
+        .ok()??
+        .value()
+        .fragments()?;
+    match (frames, fragments.len()) {
+        (1, _) => Some(fragments.concat()),
+        (n, m) if n as usize == m => Some(fragments[frame as usize].clone()),
+        _ => None,
+    }
 }
 
 /// An error and its sources, because dicom-rs puts the reason in the source.
