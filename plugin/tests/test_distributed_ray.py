@@ -134,9 +134,10 @@ def test_every_code_equals_ash_search_encode_and_the_shards_index(
     assert all(h["distance"] == 0 for h in json.loads(hits.stdout)["hits"][:1])
 
 
-def ray_worker_running_a_shard(encoder: Path, deadline: float) -> tuple[int, int, int]:
-    """(worker pid, encoder pid, shard) of a Ray worker running ``encoder``
-    (this test's own, so that no other job on the machine is touched)."""
+def ray_worker_running_a_shard(encoder: Path, deadline: float) -> tuple[int, int, int, Path]:
+    """(worker pid, encoder pid, shard, the shard's list folder) of a Ray
+    worker running ``encoder`` (this test's own, so that no other job on the
+    machine is touched)."""
     while time.monotonic() < deadline:
         for proc in Path("/proc").iterdir():
             if not proc.name.isdigit():
@@ -151,7 +152,7 @@ def ray_worker_running_a_shard(encoder: Path, deadline: float) -> tuple[int, int
             ours = str(encoder).encode() in argv
             if ours and listing and parent_argv.startswith(b"ray::encode_shard"):
                 shard = int(listing.split("ash-shard-")[1][:5])
-                return parent, int(proc.name), shard
+                return parent, int(proc.name), shard, Path(listing).parent
         time.sleep(0.02)
     raise AssertionError("no Ray worker was seen encoding a shard")
 
@@ -169,9 +170,12 @@ def test_a_worker_killed_mid_shard_is_retried_and_the_output_is_complete(
     killed: dict[str, int] = {}
 
     def killer() -> None:
-        worker, encoder, shard = ray_worker_running_a_shard(slow, time.monotonic() + 60)
+        worker, encoder, shard, listing = ray_worker_running_a_shard(slow, time.monotonic() + 60)
         os.kill(worker, signal.SIGKILL)
         killed.update(worker=worker, encoder=encoder, shard=shard)
+        # The killed worker could not remove its temporary list; this does.
+        time.sleep(0.5)
+        shutil.rmtree(listing, ignore_errors=True)
 
     thread = threading.Thread(target=killer)
     thread.start()
