@@ -37,7 +37,7 @@ import ray  # noqa: E402
 from ash.distributed import JobOptions, run_job, runtime_env  # noqa: E402
 from encode_bench import BIN, MODEL, make_images, python_encode  # noqa: E402
 
-REAL = ROOT.parent / "shared" / "data" / "fundus" / "retina.jpg"
+REAL = ROOT / "tests" / "fixtures" / "cc0" / "retina.jpg"
 
 
 def timed(cmd: list[str], threads: int) -> tuple[float, str]:

@@ -61,7 +61,7 @@ fn dicom_files() -> &'static (PathBuf, HashMap<String, Value>) {
 }
 
 fn real_jpeg() -> PathBuf {
-    Path::new(ROOT).join("../shared/data/fundus/retina.jpg")
+    Path::new(ROOT).join("tests/fixtures/cc0/retina.jpg")
 }
 
 fn file(name: &str) -> String {

@@ -30,7 +30,7 @@ from ash.synthetic import dataset, fundus
 ROOT = Path(__file__).resolve().parents[2]
 BINARY = ROOT / "target" / "release" / "ash-search"
 ENCODER = ROOT / "plugin" / "models" / "ash-synfundus-48"
-REAL = ROOT.parent / "shared" / "data" / "fundus"
+REAL = ROOT / "tests" / "fixtures" / "cc0"
 N_IMAGES = 2000
 
 
