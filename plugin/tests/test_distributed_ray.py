@@ -49,7 +49,7 @@ def images(tmp_path_factory: pytest.TempPathFactory) -> Path:
         pytest.fail(f"{BINARY} is missing: build it with `cargo build --release` (or run `make test`)")
     folder = tmp_path_factory.mktemp("archive") / "images"
     folder.mkdir()
-    real = sorted(REAL.glob("*"))
+    real = sorted(p for p in REAL.iterdir() if p.suffix in (".jpg", ".png"))
     assert len(real) >= 2, f"the CC0 photographs are missing from {REAL}"
     for p in real:
         shutil.copyfile(p, folder / f"real-{p.name}")
