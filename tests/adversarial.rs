@@ -522,6 +522,39 @@ fn concurrent_huge_uploads_are_refused_without_exhausting_memory() {
     healthy(&s);
 }
 
+/// A results page asks for a dozen thumbnails at once; with fewer image
+/// slots than that they wait for a slot rather than fail.
+#[test]
+fn a_page_of_thumbnails_waits_for_image_slots() {
+    let tmp = tempfile::tempdir().unwrap();
+    let index = fixture_index(tmp.path());
+    let images = fixtures().join("images");
+    let s = Server::start(
+        &index,
+        json!({"image_roots": [images], "max_concurrent_images": 1}),
+        &[],
+    );
+    let ids: Vec<String> = (0..10).map(|i| format!("case-{i:02}")).collect();
+    let statuses: Vec<(String, u16)> = std::thread::scope(|scope| {
+        let handles: Vec<_> = ids
+            .iter()
+            .chain(ids.iter())
+            .map(|id| {
+                let s = &s;
+                scope.spawn(move || {
+                    let (st, _, _) = s.get(&format!("/documents/{id}/thumbnail?size=1024"));
+                    (id.clone(), st)
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    for (id, st) in &statuses {
+        assert_eq!(*st, 200, "thumbnail of {id}");
+    }
+    healthy(&s);
+}
+
 #[test]
 fn an_ingest_past_its_deadline_indexes_nothing_and_says_so() {
     let tmp = tempfile::tempdir().unwrap();

@@ -47,9 +47,15 @@ pub struct ServeConfig {
     pub max_upload_pixels: u64,
     /// Largest image file served by `/documents/{id}/image`.
     pub max_image_bytes: u64,
-    /// Images decoded or encoded at once (uploads and thumbnails); a request
-    /// beyond that is answered 503 with `Retry-After`, never queued.
+    /// Images decoded or encoded at once (uploads, thumbnails, DICOM
+    /// renderings). An upload beyond that is answered 503 with
+    /// `Retry-After` at once, before its body is read.
     pub max_concurrent_images: usize,
+    /// How long a thumbnail or a DICOM rendering waits for an image slot
+    /// before 503: a results page asks for a dozen thumbnails at once, and
+    /// a waiting request holds only its connection (bounded by
+    /// `max_connections`), never an image in memory.
+    pub image_queue_ms: u64,
     /// Connections served at once; more wait in the kernel's backlog.
     pub max_connections: usize,
     pub request_timeout_ms: u64,
@@ -81,6 +87,7 @@ impl Default for ServeConfig {
             max_upload_pixels: 40_000_000,
             max_image_bytes: 256 << 20,
             max_concurrent_images: std::thread::available_parallelism().map_or(2, |n| n.get()),
+            image_queue_ms: 5_000,
             max_connections: 256,
             request_timeout_ms: 30_000,
             ingest_timeout_ms: 300_000,

@@ -431,6 +431,37 @@ fn image_path(app: &App, id: &str) -> Result<PathBuf, ApiError> {
     inside_roots(Path::new(path), &app.config.image_roots)
 }
 
+/// A document's image file, opened and checked against the size limit.
+enum OpenedImage {
+    /// A DICOM file (rendered before it is sent) and its length.
+    Dicom(std::fs::File, u64),
+    /// Any other file, its length and its first bytes (for the media type).
+    Plain(std::fs::File, u64, Vec<u8>),
+}
+
+fn open_image(app: &App, id: &str, limit: u64) -> Result<OpenedImage, ApiError> {
+    use std::io::{Read, Seek};
+    let path = image_path(app, id)?;
+    let unreadable = |_| ApiError::not_found("the image file is not readable");
+    let mut file = std::fs::File::open(&path).map_err(unreadable)?;
+    let len = file.metadata().map_err(unreadable)?.len();
+    if len > limit {
+        return Err(ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "too_large",
+            format!("the image file of {len} bytes is over the limit of {limit} bytes"),
+        ));
+    }
+    let mut head = [0u8; 132];
+    let n = file.read(&mut head).map_err(unreadable)?;
+    file.rewind().map_err(unreadable)?;
+    if crate::encoder::dicom::is_dicom(&head[..n]) {
+        Ok(OpenedImage::Dicom(file, len))
+    } else {
+        Ok(OpenedImage::Plain(file, len, head[..n].to_vec()))
+    }
+}
+
 /// The image file, streamed in pieces (never read whole into memory), up
 /// to `max_image_bytes`. A DICOM file is rendered as a PNG of its first
 /// frame (LUTs and window applied), since browsers do not show DICOM.
@@ -439,38 +470,26 @@ pub async fn document_image(
     UrlPath(id): UrlPath<String>,
 ) -> Result<Response, ApiError> {
     let limit = app.config.max_image_bytes;
-    let opened = blocking(move || {
-        use std::io::{Read, Seek};
-        let path = image_path(&app, &id)?;
-        let unreadable = |_| ApiError::not_found("the image file is not readable");
-        let mut file = std::fs::File::open(&path).map_err(unreadable)?;
-        let len = file.metadata().map_err(unreadable)?.len();
-        if len > limit {
-            return Err(ApiError::new(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "too_large",
-                format!("the image file of {len} bytes is over the limit of {limit} bytes"),
-            ));
-        }
-        let mut head = [0u8; 132];
-        let n = file.read(&mut head).map_err(unreadable)?;
-        file.rewind().map_err(unreadable)?;
-        if crate::encoder::dicom::is_dicom(&head[..n]) {
-            let _slot = app.image_slot()?;
-            let mut bytes = Vec::with_capacity(len as usize);
-            file.read_to_end(&mut bytes).map_err(unreadable)?;
-            let limits = ImageLimits {
-                max_file_bytes: limit,
-                ..ImageLimits::default()
-            };
-            return Ok(Err(render_png(&bytes, &limits)?));
-        }
-        Ok(Ok((file, len, head[..n].to_vec())))
-    })
-    .await?;
+    let opened = {
+        let app = app.clone();
+        blocking(move || open_image(&app, &id, limit)).await?
+    };
     let (file, len, head) = match opened {
-        Ok(streamed) => streamed,
-        Err(png) => {
+        OpenedImage::Dicom(mut file, len) => {
+            let slot = app.image_slot_queued().await?;
+            let png = blocking(move || {
+                use std::io::Read;
+                let _slot = slot;
+                let mut bytes = Vec::with_capacity(len as usize);
+                file.read_to_end(&mut bytes)
+                    .map_err(|_| ApiError::not_found("the image file is not readable"))?;
+                let limits = ImageLimits {
+                    max_file_bytes: limit,
+                    ..ImageLimits::default()
+                };
+                render_png(&bytes, &limits)
+            })
+            .await?;
             return Ok((
                 [
                     (header::CONTENT_TYPE, "image/png"),
@@ -479,8 +498,9 @@ pub async fn document_image(
                 ],
                 png,
             )
-                .into_response())
+                .into_response());
         }
+        OpenedImage::Plain(file, len, head) => (file, len, head),
     };
     let file = tokio::fs::File::from_std(file);
     let stream = futures_util::stream::unfold((file, 0u64), move |(mut file, sent)| async move {
@@ -531,7 +551,7 @@ pub async fn document_thumbnail(
             "size must be 16 to 1024, got {size}"
         )));
     }
-    let slot = app.image_slot()?;
+    let slot = app.image_slot_queued().await?;
     blocking(move || {
         let _slot = slot;
         let path = image_path(&app, &id)?;

@@ -84,17 +84,32 @@ impl App {
 
     /// A slot for image work, or 503 with `Retry-After` when all are taken.
     pub fn image_slot(&self) -> Result<OwnedSemaphorePermit, ApiError> {
-        self.image_slots.clone().try_acquire_owned().map_err(|_| {
-            ApiError::new(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "busy",
-                format!(
-                    "all {} image slots are busy; try again shortly",
-                    self.config.max_concurrent_images
-                ),
-            )
-            .retry_after(1)
-        })
+        self.image_slots
+            .clone()
+            .try_acquire_owned()
+            .map_err(|_| self.busy())
+    }
+
+    /// A slot for image work, waiting up to `image_queue_ms` for one to be
+    /// freed; then 503 with `Retry-After`.
+    pub async fn image_slot_queued(&self) -> Result<OwnedSemaphorePermit, ApiError> {
+        let wait = Duration::from_millis(self.config.image_queue_ms);
+        match tokio::time::timeout(wait, self.image_slots.clone().acquire_owned()).await {
+            Ok(Ok(permit)) => Ok(permit),
+            _ => Err(self.busy()),
+        }
+    }
+
+    fn busy(&self) -> ApiError {
+        ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "busy",
+            format!(
+                "all {} image slots are busy; try again shortly",
+                self.config.max_concurrent_images
+            ),
+        )
+        .retry_after(1)
     }
 
     /// `None` when healthy, else why not.

@@ -77,6 +77,17 @@ function el(tag, cls, text) {
   return e;
 }
 
+// A busy server answers a thumbnail 503 after its queue wait; try again a
+// few times, a second apart, before leaving the image broken.
+function retryWhenBusy(img, tries = 3) {
+  let left = tries;
+  img.addEventListener("error", () => {
+    if (left-- <= 0) return;
+    const src = img.src;
+    setTimeout(() => { img.src = src; }, 1000);
+  });
+}
+
 function render(hits) {
   const grid = $("results");
   grid.replaceChildren();
@@ -90,6 +101,7 @@ function render(hits) {
       img.loading = "lazy";
       img.alt = `case ${h.id}`;
       img.src = `${h.thumbnail_url}?size=256`;
+      retryWhenBusy(img);
       card.append(img);
     } else {
       card.append(el("div", "noimg", "no image"));
