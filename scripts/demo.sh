@@ -6,7 +6,10 @@
 #     image-only, filtered and hybrid queries with fresh query images;
 #  2. the HTTP API: the same index served on loopback, queried with curl
 #     (the web page is at the printed address when you run `serve` yourself);
-#  3. the engine alone: an exact MIH table over 200,000 codes.
+#  3. the engine alone: an exact MIH table over 200,000 codes;
+#  4. a PACS (scripts/demo_pacs.sh): photographs as DICOM in an Orthanc on
+#     loopback, ingested over DICOMweb (skipped, with the install command,
+#     when Orthanc or dcmtk is missing).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bin=target/release/ash-search
@@ -63,3 +66,7 @@ echo "-- exact 5 nearest neighbours (ties broken by id)"
 $bin codes knn --index "$out/codes.mih" --queries "$out/queries.npy" -k 5
 echo "-- every code within Hamming distance 3"
 $bin codes range --index "$out/codes.mih" --queries "$out/queries.npy" --radius 3
+
+echo
+echo "== 4. a PACS: 12 photographs as DICOM in Orthanc, ingested over DICOMweb"
+scripts/demo_pacs.sh "$bin" "$py" "$out"

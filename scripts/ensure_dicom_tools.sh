@@ -1,13 +1,22 @@
 #!/usr/bin/env bash
-# Installs Debian's dcmtk (img2dcm, dcmcjpeg, dcmdump) when it is missing:
-# the DICOM tests make their files with it (tests/dicom/make_dicom.py).
+# Installs the Debian packages the DICOM tests start when they are missing:
+# dcmtk (img2dcm, dcmcjpeg, dcmdump: tests/dicom/make_dicom.py makes test
+# files with them) and Orthanc with its DICOMweb plugin (tests/dicomweb.rs
+# starts one on loopback as the PACS).
 set -euo pipefail
-command -v img2dcm >/dev/null && command -v dcmcjpeg >/dev/null && exit 0
+plugin=/usr/share/orthanc/plugins/libOrthancDicomWeb.so
+have() {
+  command -v img2dcm >/dev/null && command -v dcmcjpeg >/dev/null &&
+    [ -x /usr/sbin/Orthanc ] && [ -f "$plugin" ]
+}
+have && exit 0
 sudo=""
 [ "$(id -u)" = 0 ] || sudo="sudo"
-echo "installing Debian's dcmtk for the DICOM tests" >&2
-$sudo apt-get install -y -q dcmtk >/dev/null || {
+packages="dcmtk orthanc orthanc-dicomweb"
+echo "installing Debian's $packages for the DICOM tests" >&2
+# Orthanc's package starts a system service; the tests never use it.
+$sudo apt-get install -y -q $packages >/dev/null || {
   $sudo apt-get update -q >/dev/null
-  $sudo apt-get install -y -q dcmtk >/dev/null
+  $sudo apt-get install -y -q $packages >/dev/null
 }
-command -v img2dcm >/dev/null || { echo "dcmtk did not install: apt-get install dcmtk" >&2; exit 1; }
+have || { echo "the DICOM tools did not install: apt-get install $packages" >&2; exit 1; }

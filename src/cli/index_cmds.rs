@@ -14,6 +14,7 @@ use super::CliError;
 use ash_search::config::IndexConfig;
 use ash_search::config::{EncoderRef, IMAGE_FIELD};
 use ash_search::index::hybrid::Mode;
+use ash_search::ingest::dicomweb::{Auth, DicomWebSource};
 use ash_search::ingest::{self, IngestOptions, RecordError, Source};
 use ash_search::search::{SearchError, SearchQuery};
 use ash_search::store::Store;
@@ -33,14 +34,47 @@ pub struct IngestArgs {
     /// JSONL records (schemas/record.schema.json), one file or many (e.g.
     /// the shards of a distributed encoding job), read in the order given;
     /// `image` paths are relative to their own file.
-    #[arg(required_unless_present = "images", conflicts_with = "images")]
+    #[arg(
+        required_unless_present_any = ["images", "dicomweb"],
+        conflicts_with_all = ["images", "dicomweb"]
+    )]
     records: Vec<PathBuf>,
     /// A folder of images instead (ids are file stems or the CSV's `id`).
-    #[arg(long)]
+    #[arg(long, conflicts_with = "dicomweb")]
     images: Option<PathBuf>,
     /// CSV of metadata for --images, keyed by its `file` column.
     #[arg(long, requires = "images")]
     metadata: Option<PathBuf>,
+    /// A PACS instead: its DICOMweb root URL (e.g.
+    /// http://pacs:8042/dicom-web). Instances are listed with QIDO-RS and
+    /// retrieved with WADO-RS; those already indexed are skipped, so the
+    /// same command can run every night.
+    #[arg(long, requires = "save")]
+    dicomweb: Option<String>,
+    /// With --dicomweb: only this study (its StudyInstanceUID).
+    #[arg(long, requires = "dicomweb")]
+    study: Option<String>,
+    /// With --dicomweb: only studies of this date or later (YYYY-MM-DD).
+    #[arg(long, requires = "dicomweb")]
+    since: Option<String>,
+    /// With --dicomweb: a bearer token for the server.
+    #[arg(long, env = "ASH_DICOMWEB_TOKEN", hide_env_values = true)]
+    token: Option<String>,
+    /// With --dicomweb: USER:PASSWORD for HTTP basic authentication.
+    #[arg(
+        long,
+        env = "ASH_DICOMWEB_USER",
+        hide_env_values = true,
+        conflicts_with = "token"
+    )]
+    user: Option<String>,
+    /// With --dicomweb: where retrieved objects are kept, as
+    /// DIR/<study>/<instance>.dcm (give DIR to `serve --image-root`).
+    #[arg(long, requires = "dicomweb")]
+    save: Option<PathBuf>,
+    /// With --dicomweb: retrievals at once.
+    #[arg(long, default_value_t = 4)]
+    fetch_threads: usize,
     /// Where refused records go, one JSON line each [default: stderr].
     #[arg(long)]
     errors: Option<PathBuf>,
@@ -136,6 +170,7 @@ pub fn ingest(args: IngestArgs) -> Result<ExitCode, CliError> {
     let store = Store::open(&args.index)?;
     // Images need the encoder; records with codes alone do not.
     let needs_encoder = args.images.is_some()
+        || args.dicomweb.is_some()
         || args.encoder.encoder.is_some()
         || args.records.iter().any(|r| has_image_records(r));
     let encoder = if needs_encoder {
@@ -152,13 +187,27 @@ pub fn ingest(args: IngestArgs) -> Result<ExitCode, CliError> {
     let mut write_error = |e: RecordError| {
         let _ = writeln!(sink, "{}", serde_json::to_string(&e).expect("serialises"));
     };
-    let source = match (args.records.is_empty(), &args.images) {
-        (false, _) => Source::Jsonl(&args.records),
-        (true, Some(dir)) => Source::Images {
+    let server = args.dicomweb.as_ref().map(|url| DicomWebSource {
+        url: url.clone(),
+        study: args.study.clone(),
+        since: args.since.clone(),
+        auth: match (&args.token, &args.user) {
+            (Some(token), _) => Some(Auth::Bearer(token.clone())),
+            (None, Some(pair)) => Some(Auth::Basic(pair.clone())),
+            (None, None) => None,
+        },
+        save_to: args.save.clone().unwrap_or_default(),
+        threads: args.fetch_threads.max(1),
+        page_size: ash_search::ingest::dicomweb::PAGE_SIZE,
+    });
+    let source = match (args.records.is_empty(), &args.images, &server) {
+        (false, _, _) => Source::Jsonl(&args.records),
+        (true, Some(dir), _) => Source::Images {
             dir,
             metadata: args.metadata.as_deref(),
         },
-        (true, None) => return Err("give JSONL files or --images DIR".into()),
+        (true, None, Some(server)) => Source::DicomWeb(server),
+        (true, None, None) => return Err("give JSONL files, --images DIR or --dicomweb URL".into()),
     };
     let options = IngestOptions {
         commit_every: args.commit_every.max(1),
@@ -167,8 +216,25 @@ pub fn ingest(args: IngestArgs) -> Result<ExitCode, CliError> {
         progress: !args.quiet,
         deadline: None,
     };
-    let report = ingest::ingest(&store, source, encoder.as_ref(), &options, &mut write_error)?;
+    let result = ingest::ingest(&store, source, encoder.as_ref(), &options, &mut write_error);
     sink.flush()?;
+    let report = match result {
+        Err(ingest::IngestError::DicomWeb { error, report }) => {
+            print_report(&report);
+            return Err(Box::new(ingest::IngestError::DicomWeb { error, report }));
+        }
+        r => r?,
+    };
+    print_report(&report);
+    Ok(if report.failed > 0 {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+/// The ingest's one-line summary on stdout.
+fn print_report(report: &ingest::IngestReport) {
     say!(
         "indexed={} failed={} skipped={} images={} seconds={:.3} images_per_s={:.1} \
          decode_cpu_s={:.3} encode_s={:.3} index_s={:.3} wait_s={:.3} peak_rss_mib={:.0}",
@@ -184,11 +250,6 @@ pub fn ingest(args: IngestArgs) -> Result<ExitCode, CliError> {
         report.wait_seconds,
         super::peak_rss_mib().unwrap_or(f64::NAN)
     );
-    Ok(if report.failed > 0 {
-        ExitCode::from(1)
-    } else {
-        ExitCode::SUCCESS
-    })
 }
 
 /// Whether a JSONL file has any record with an `image` (a cheap scan).

@@ -14,6 +14,7 @@
 //! reason, and the rest goes on.
 
 pub mod dicom;
+pub mod dicomweb;
 pub mod records;
 pub mod sources;
 
@@ -64,6 +65,9 @@ pub enum Source<'a> {
         dir: &'a Path,
         metadata: Option<&'a Path>,
     },
+    /// The instances of a DICOMweb server (a PACS); those already indexed
+    /// are skipped before they are retrieved, whatever `skip_existing` says.
+    DicomWeb(&'a dicomweb::DicomWebSource),
 }
 
 /// Why an ingest stopped.
@@ -96,6 +100,15 @@ pub enum IngestError {
     /// commit was indexed (with `commit_every` at its maximum, nothing).
     #[error("the ingest ran past its deadline and was rolled back; nothing after the last commit was indexed")]
     DeadlineExceeded,
+    /// The DICOMweb server failed or refused us. What was retrieved before
+    /// is indexed and committed; the same command continues from there.
+    #[error("{error}. {}", kept(report))]
+    DicomWeb {
+        /// What failed.
+        error: dicomweb::DicomWebError,
+        /// What the ingest did before.
+        report: Box<IngestReport>,
+    },
     /// The record reader failed (a bug): nothing since the last commit was indexed.
     #[error("the record reader failed ({0}); nothing after the last commit was indexed")]
     ReaderFailed(String),
@@ -110,6 +123,7 @@ impl IngestError {
             IngestError::Read { .. } => ErrorKind::Io,
             IngestError::Metadata { .. } => ErrorKind::InvalidInput,
             IngestError::DeadlineExceeded => ErrorKind::Unavailable,
+            IngestError::DicomWeb { error, .. } => error.kind(),
             IngestError::ReaderFailed(_) => ErrorKind::Internal,
         }
     }
@@ -118,6 +132,16 @@ impl IngestError {
 impl From<tantivy::TantivyError> for IngestError {
     fn from(e: tantivy::TantivyError) -> Self {
         IngestError::Index(e.into())
+    }
+}
+
+/// What an interrupted DICOMweb ingest kept, in words.
+fn kept(report: &IngestReport) -> String {
+    match report.indexed {
+        0 => "Nothing was indexed".to_string(),
+        n => format!(
+            "The {n} documents retrieved before are indexed and committed; the same command continues from there"
+        ),
     }
 }
 
@@ -198,39 +222,57 @@ pub fn ingest(
     let started = Instant::now();
     let mut report = IngestReport::default();
     let parser = RecordParser::new(store);
-    let (records, total): (Box<dyn Iterator<Item = RawRecord> + Send + '_>, u64) = match source {
-        Source::Jsonl(paths) => (
-            Box::new(sources::jsonl_files(paths)?),
-            paths.iter().map(|p| sources::count_lines(p)).sum(),
-        ),
-        Source::Reader {
-            reader,
-            input,
-            base,
-        } => (Box::new(sources::jsonl_reader(reader, input, base)), 0),
-        Source::Images { dir, metadata } => {
-            let (records, orphans) = sources::image_folder(dir, metadata, &store.config)?;
-            for (line, reason) in orphans {
-                report.failed += 1;
-                on_error(RecordError {
-                    line,
-                    id: None,
-                    input: metadata
-                        .map(|m| m.display().to_string())
-                        .unwrap_or_default(),
-                    reason,
-                });
-            }
-            let n = records.len() as u64;
-            (Box::new(records.into_iter()), n)
-        }
-    };
-    let existing = if options.skip_existing {
+    let existing = if options.skip_existing || matches!(source, Source::DicomWeb(_)) {
         store.index.reload()?;
         Some(store.index.reader().searcher())
     } else {
         None
     };
+    let mut listing_outcome = None;
+    let (records, total): (Box<dyn Iterator<Item = RawRecord> + Send + '_>, Option<u64>) =
+        match source {
+            Source::Jsonl(paths) => (
+                Box::new(sources::jsonl_files(paths)?),
+                Some(paths.iter().map(|p| sources::count_lines(p)).sum()),
+            ),
+            Source::Reader {
+                reader,
+                input,
+                base,
+            } => (Box::new(sources::jsonl_reader(reader, input, base)), None),
+            Source::Images { dir, metadata } => {
+                let (records, orphans) = sources::image_folder(dir, metadata, &store.config)?;
+                for (line, reason) in orphans {
+                    report.failed += 1;
+                    on_error(RecordError {
+                        line,
+                        id: None,
+                        input: metadata
+                            .map(|m| m.display().to_string())
+                            .unwrap_or_default(),
+                        reason,
+                    });
+                }
+                let n = records.len() as u64;
+                (Box::new(records.into_iter()), Some(n))
+            }
+            Source::DicomWeb(server) => {
+                let limit = crate::encoder::preprocess::ImageLimits::default().max_file_bytes;
+                let made = dicomweb::Listing::new(
+                    server,
+                    &store.config,
+                    existing.clone(),
+                    store.id_field,
+                    limit,
+                );
+                let (listing, outcome) = made.map_err(|error| IngestError::DicomWeb {
+                    error,
+                    report: Box::default(),
+                })?;
+                listing_outcome = Some(outcome);
+                (Box::new(listing), None)
+            }
+        };
     let mut writer = store.index.writer(200_000_000)?;
     if let Some(encoder) = encoder {
         store.pin_encoder(encoder.pin(), &writer)?;
@@ -317,6 +359,20 @@ pub fn ingest(
     bar.finish_and_clear();
     report.decode_cpu_seconds = decode.as_secs_f64();
     report.seconds = started.elapsed().as_secs_f64();
+    if let Some(outcome) = listing_outcome {
+        report.skipped += outcome.skipped.load(std::sync::atomic::Ordering::Relaxed);
+        let failure = outcome
+            .failure
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take();
+        if let Some(error) = failure {
+            return Err(IngestError::DicomWeb {
+                error,
+                report: Box::new(report),
+            });
+        }
+    }
     Ok(report)
 }
 
@@ -527,11 +583,19 @@ pub(crate) fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
         .unwrap_or_else(|| "panic".to_string())
 }
 
-fn progress_bar(total: u64, show: bool) -> ProgressBar {
+/// A bar when the number of records is known up front, else a counter.
+fn progress_bar(total: Option<u64>, show: bool) -> ProgressBar {
     if !show {
         return ProgressBar::hidden();
     }
-    let bar = ProgressBar::with_draw_target(Some(total), ProgressDrawTarget::stderr());
+    let bar = ProgressBar::with_draw_target(total, ProgressDrawTarget::stderr());
+    if total.is_none() {
+        bar.set_style(
+            ProgressStyle::with_template("{spinner} [{elapsed_precise}] {pos} records, {per_sec}")
+                .expect("valid template"),
+        );
+        return bar;
+    }
     bar.set_style(
         ProgressStyle::with_template(
             "{spinner} [{elapsed_precise}] {wide_bar} {pos}/{len} records, {per_sec}, ETA {eta}",

@@ -1,6 +1,7 @@
 //! Helpers shared by the integration tests: brute-force answers.
 #![allow(dead_code)]
 
+pub mod orthanc;
 pub mod server;
 
 use ash_search::code::BinaryCode;

@@ -51,6 +51,24 @@ pub fn is_keyword(keyword: &str) -> bool {
         .is_some()
 }
 
+/// The tag of a standard attribute keyword as DICOM JSON writes it
+/// (`GGGGEEEE`, upper-case hex), e.g. to ask a DICOMweb server for it.
+///
+/// ```
+/// assert_eq!(ash_encoder::dicom::tag_hex("SOPInstanceUID").as_deref(), Some("00080018"));
+/// assert_eq!(ash_encoder::dicom::tag_hex("NoSuchKeyword"), None);
+/// ```
+pub fn tag_hex(keyword: &str) -> Option<String> {
+    use dicom_core::dictionary::{DataDictionary, DataDictionaryEntry};
+    let entry = dicom_dictionary_std::StandardDataDictionary.by_name(keyword)?;
+    match entry.tag_range() {
+        dicom_core::dictionary::TagRange::Single(tag) => {
+            Some(format!("{:04X}{:04X}", tag.group(), tag.element()))
+        }
+        _ => None,
+    }
+}
+
 /// The header of a DICOM file: everything before its pixel data.
 pub struct DicomHeader {
     object: DefaultDicomObject,
