@@ -115,6 +115,7 @@ bench: build $(BENCH_VENV)/.ready $(PLUGIN_VENV)/.ready $(ORT_LIB)
 	$(PLUGIN_VENV)/bin/python bench/ray_bench.py
 	scripts/ensure_dicom_tools.sh
 	$(PLUGIN_VENV)/bin/python bench/dicom_bench.py
+	$(PLUGIN_VENV)/bin/python bench/pacs_bench.py
 	target/release/examples/bench_index $${BENCH_INDEX_N:-1000000} $${BENCH_INDEX_QUERIES:-200}
 	target/release/examples/bench_serve $${BENCH_SERVE_N:-1000000} $${BENCH_SERVE_SECONDS:-5} $${BENCH_SERVE_CLIENTS:-4}
 

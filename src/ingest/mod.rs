@@ -265,12 +265,14 @@ pub fn ingest(
                     store.id_field,
                     limit,
                 );
-                let (listing, outcome) = made.map_err(|error| IngestError::DicomWeb {
+                let failed = |error| IngestError::DicomWeb {
                     error,
                     report: Box::default(),
-                })?;
+                };
+                let (listing, outcome) = made.map_err(failed)?;
                 listing_outcome = Some(outcome);
-                (Box::new(listing), None)
+                let records = listing.prefetch(dicomweb::PREFETCH).map_err(failed)?;
+                (Box::new(records), None)
             }
         };
     let mut writer = store.index.writer(200_000_000)?;

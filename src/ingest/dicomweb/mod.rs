@@ -40,6 +40,10 @@ use client::{Client, InstanceRef, RetrieveError};
 /// Instances listed per QIDO-RS request.
 pub const PAGE_SIZE: usize = 500;
 
+/// Records retrieved ahead of the ingest: a batch's worth, so the next
+/// batch is fetched while this one is decoded.
+pub const PREFETCH: usize = 32;
+
 /// One retrieval: the instance's position in the listing, the instance,
 /// and its record or why there is none.
 type Retrieved = (usize, InstanceRef, Result<RawRecord, RetrieveError>);
@@ -121,6 +125,9 @@ pub enum DicomWebError {
     /// after page, with nothing usable).
     #[error("the DICOMweb server at {url} ignores the listing's offset (its pages repeat instances already listed, or list nothing usable)")]
     IgnoresPaging { url: String },
+    /// The retrieval threads could not be started.
+    #[error("could not start the retrieval threads: {0}")]
+    Start(std::io::Error),
     /// A retrieved object could not be kept.
     #[error("{}: {source}", path.display())]
     Save {
@@ -137,7 +144,7 @@ impl DicomWebError {
             | DicomWebError::BadDate(_)
             | DicomWebError::BadStudy(_)
             | DicomWebError::Unauthorized { .. } => ErrorKind::InvalidInput,
-            DicomWebError::Save { .. } => ErrorKind::Io,
+            DicomWebError::Save { .. } | DicomWebError::Start(_) => ErrorKind::Io,
             _ => ErrorKind::Unavailable,
         }
     }
@@ -177,10 +184,11 @@ pub struct ListingOutcome {
 }
 
 /// The records of a DICOMweb server's instances (see the module docs).
-pub struct Listing<'a> {
+pub struct Listing {
     client: Client,
-    source: &'a DicomWebSource,
-    config: &'a IndexConfig,
+    source: DicomWebSource,
+    /// The attribute documents take their id from.
+    id_keyword: String,
     query: Vec<(&'static str, String)>,
     /// `source.save_to`, absolute (records' image paths are stored as given).
     save_to: PathBuf,
@@ -198,12 +206,12 @@ pub struct Listing<'a> {
     outcome: Arc<ListingOutcome>,
 }
 
-impl<'a> Listing<'a> {
+impl Listing {
     /// A listing of `source`; `existing` is the index as it is, so indexed
     /// instances are skipped before they are retrieved.
     pub fn new(
-        source: &'a DicomWebSource,
-        config: &'a IndexConfig,
+        source: &DicomWebSource,
+        config: &IndexConfig,
         existing: Option<Searcher>,
         id_field: tantivy::schema::Field,
         max_object_bytes: u64,
@@ -227,15 +235,12 @@ impl<'a> Listing<'a> {
             .num_threads(source.threads.max(1))
             .thread_name(|i| format!("dicomweb-{i}"))
             .build()
-            .map_err(|e| DicomWebError::Save {
-                path: source.save_to.clone(),
-                source: std::io::Error::other(e),
-            })?;
+            .map_err(|e| DicomWebError::Start(std::io::Error::other(e)))?;
         let outcome = Arc::new(ListingOutcome::default());
         let listing = Self {
             client,
-            source,
-            config,
+            source: source.clone(),
+            id_keyword: config.dicom.id.clone(),
             query,
             save_to,
             existing,
@@ -385,7 +390,7 @@ impl<'a> Listing<'a> {
         let path = save(&self.save_to, instance, &bytes).map_err(RetrieveError::Server)?;
         let header_id = DicomHeader::read(&bytes)
             .ok()
-            .and_then(|h| super::dicom::id(&h, self.config));
+            .and_then(|h| h.value(&self.id_keyword));
         let id = header_id
             .or_else(|| instance.id.clone())
             .unwrap_or_else(|| instance.sop.clone());
@@ -398,7 +403,30 @@ impl<'a> Listing<'a> {
     }
 }
 
-impl Iterator for Listing<'_> {
+impl Listing {
+    /// The listing run on a thread of its own, at most `depth` records
+    /// ahead of the caller, so retrieval overlaps decoding and encoding.
+    /// When the caller stops early the thread ends at its next record.
+    pub fn prefetch(
+        self,
+        depth: usize,
+    ) -> Result<impl Iterator<Item = RawRecord> + Send, DicomWebError> {
+        let (tx, rx) = std::sync::mpsc::sync_channel(depth.max(1));
+        std::thread::Builder::new()
+            .name("dicomweb-listing".into())
+            .spawn(move || {
+                for record in self {
+                    if tx.send(record).is_err() {
+                        return;
+                    }
+                }
+            })
+            .map(|_| rx.into_iter())
+            .map_err(DicomWebError::Start)
+    }
+}
+
+impl Iterator for Listing {
     type Item = RawRecord;
 
     fn next(&mut self) -> Option<RawRecord> {
