@@ -24,7 +24,7 @@ pub enum ConfigError {
     #[error("does not fit schemas/index.schema.json: {}", .0.join("; "))]
     Schema(Vec<String>),
     /// A field uses a name the index reserves.
-    #[error("field name {0:?} is reserved (the record's image path is stored there)")]
+    #[error("field name {0:?} is reserved (every index stores the record's image path in \"image\" and its DICOM frame in \"frame\")")]
     ReservedName(String),
     /// Two fields share a name.
     #[error("field name {0:?} is used twice")]
@@ -118,6 +118,24 @@ pub struct DicomMapping {
     pub id: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub fields: Option<std::collections::BTreeMap<String, Vec<String>>>,
+    /// Which frames of a multi-frame object become documents.
+    #[serde(default)]
+    pub frames: FrameMode,
+}
+
+/// Which frames of a multi-frame DICOM object are indexed.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum FrameMode {
+    /// The first frame stands for the object: one document, id as mapped.
+    /// The default, since the frames of an ophthalmic photograph (a stereo
+    /// pair, a short series) are views of one eye at one visit.
+    #[default]
+    First,
+    /// Each frame is a document of its own, id `<id>-f<n>` (n from 1) and
+    /// the frame number in the `frame` field; single-frame objects keep
+    /// their id.
+    Each,
 }
 
 fn sop_instance_uid() -> String {
@@ -129,6 +147,7 @@ impl Default for DicomMapping {
         Self {
             id: sop_instance_uid(),
             fields: None,
+            frames: FrameMode::First,
         }
     }
 }
@@ -188,6 +207,10 @@ pub const ID_FIELD: &str = "id";
 /// image, so that results can be shown as pictures.
 pub const IMAGE_FIELD: &str = "image";
 
+/// A stored field every index has: the frame (from 1) of a multi-frame
+/// DICOM image the document stands for, when it is not the first.
+pub const FRAME_FIELD: &str = "frame";
+
 impl IndexConfig {
     /// Parses and validates a configuration; every problem is listed.
     ///
@@ -219,7 +242,11 @@ impl IndexConfig {
     }
 
     fn check(&self) -> Result<(), ConfigError> {
-        if let Some(f) = self.fields.iter().find(|f| f.name == IMAGE_FIELD) {
+        if let Some(f) = self
+            .fields
+            .iter()
+            .find(|f| f.name == IMAGE_FIELD || f.name == FRAME_FIELD)
+        {
             return Err(ConfigError::ReservedName(f.name.clone()));
         }
         let mut names: Vec<&str> = self.fields.iter().map(|f| f.name.as_str()).collect();
@@ -294,6 +321,7 @@ impl IndexConfig {
             }
         }
         b.add_text_field(IMAGE_FIELD, STORED);
+        b.add_u64_field(FRAME_FIELD, STORED);
         add_hash_field(&mut b, &self.hash.name, self.hash.bits)?;
         Ok(b.build())
     }

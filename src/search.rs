@@ -245,6 +245,8 @@ fn value_json<'a>(v: &impl Value<'a>) -> serde_json::Value {
         serde_json::json!(s)
     } else if let Some(i) = v.as_i64() {
         serde_json::json!(i)
+    } else if let Some(u) = v.as_u64() {
+        serde_json::json!(u)
     } else if let Some(f) = v.as_f64() {
         serde_json::json!(f)
     } else if let Some(b) = v.as_bool() {

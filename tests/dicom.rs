@@ -398,3 +398,116 @@ fn the_server_renders_dicom_documents_and_searches_by_a_dicom_upload() {
         "the same picture, another syntax"
     );
 }
+
+/// With `"frames": "each"` every frame of a multi-frame object is a
+/// document (`<uid>-f<n>`, its number in `frame`), encoded from that frame
+/// and shown as that frame; a frame the object lacks, or a frame of a
+/// plain image, is an error record.
+#[test]
+fn each_frame_can_be_a_document() {
+    let (dir, manifest) = dicom_files();
+    let tmp = tempfile::tempdir().unwrap();
+    let folder = tmp.path().join("images");
+    std::fs::create_dir(&folder).unwrap();
+    std::fs::copy(file("multiframe.dcm"), folder.join("multiframe.dcm")).unwrap();
+    let index = index_with(tmp.path(), Some(json!({"frames": "each"})));
+    let out = ash(&[
+        "ingest",
+        &index,
+        "--images",
+        folder.to_str().unwrap(),
+        "--quiet",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let uid = manifest["multiframe.dcm"]["uid"].as_str().unwrap();
+    let docs = all_docs(&index);
+    let mut ids: Vec<&String> = docs.keys().collect();
+    ids.sort();
+    let want: Vec<String> = (1..=3).map(|n| format!("{uid}-f{n}")).collect();
+    assert_eq!(ids, want.iter().collect::<Vec<_>>());
+    for n in 1..=3u64 {
+        let fields = &docs[&format!("{uid}-f{n}")];
+        assert_eq!(fields["frame"], n, "{fields}");
+        assert_eq!(fields["eye"], "OD", "the header's fields on every frame");
+    }
+    // Each frame's code is that of the same pixels as PNG.
+    let pictures = [
+        dir.join("picture.png"),
+        dir.join("files/frame-2.png"),
+        dir.join("files/frame-3.png"),
+    ];
+    for (n, picture) in (1..=3).zip(&pictures) {
+        let out = ash(&[
+            "search",
+            &index,
+            "--image",
+            picture.to_str().unwrap(),
+            "--radius",
+            "0",
+            "-k",
+            "10",
+            "--json",
+        ]);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let hits: Value = serde_json::from_slice(&out.stdout).unwrap();
+        let id = format!("{uid}-f{n}");
+        assert!(
+            hits["hits"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|h| h["id"] == id.as_str()),
+            "frame {n}: {hits}"
+        );
+    }
+    // The page shows each document's own frame.
+    let s = Server::start(&index, json!({"image_roots": [folder]}), &[]);
+    for (n, picture) in (1..=3).zip(&pictures) {
+        let (status, body, content_type) = s.get(&format!("/documents/{uid}-f{n}/image"));
+        assert_eq!((status, content_type.as_str()), (200, "image/png"));
+        let shown = image::load_from_memory(&body).unwrap().to_rgb8();
+        let expected = image::open(picture).unwrap().to_rgb8();
+        assert!(shown == expected, "frame {n} is not the frame shown");
+        let (status, _, _) = s.get(&format!("/documents/{uid}-f{n}/thumbnail?size=64"));
+        assert_eq!(status, 200);
+    }
+    // Frames that are not there.
+    let records = tmp.path().join("frames.jsonl");
+    let png = dir.join("picture.png");
+    std::fs::write(
+        &records,
+        format!(
+            "{}\n{}\n",
+            json!({"id": "too-far", "image": file("multiframe.dcm"), "frame": 4}),
+            json!({"id": "plain", "image": png, "frame": 2}),
+        ),
+    )
+    .unwrap();
+    let errors = tmp.path().join("errors.jsonl");
+    let out = ash(&[
+        "ingest",
+        &index,
+        records.to_str().unwrap(),
+        "--quiet",
+        "--errors",
+        errors.to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    let errors = std::fs::read_to_string(&errors).unwrap();
+    assert!(
+        errors.contains("DICOM frame 4 asked for; the object has 3"),
+        "{errors}"
+    );
+    assert!(
+        errors.contains("only DICOM objects have more than one"),
+        "{errors}"
+    );
+}

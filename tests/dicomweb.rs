@@ -66,11 +66,19 @@ fn series() -> &'static Series {
 /// A fresh index with the shipped example configuration (its DICOM mapping
 /// is the ophthalmology default).
 fn new_index(dir: &Path) -> String {
+    new_index_with(dir, None)
+}
+
+/// [`new_index`] with `dicom` as the configuration's DICOM mapping.
+fn new_index_with(dir: &Path, dicom: Option<Value>) -> String {
     let mut config: Value = serde_json::from_str(
         &std::fs::read_to_string(Path::new(ROOT).join("schemas/examples/index.json")).unwrap(),
     )
     .unwrap();
     config["hash"]["encoder"] = json!(format!("{ROOT}/{MODEL}"));
+    if let Some(d) = dicom {
+        config["dicom"] = d;
+    }
     let path = dir.join("config.json");
     std::fs::write(&path, config.to_string()).unwrap();
     let index = dir.join("index");
@@ -355,6 +363,68 @@ fn since_and_study_narrow_what_is_retrieved() {
         assert_eq!(out.status.code(), Some(2), "{stderr}");
         assert!(stderr.contains(needle), "{stderr}");
     }
+}
+
+/// With `"frames": "each"`, a two-frame object from the PACS is two
+/// documents, each with its frame's code; the next run retrieves neither.
+#[test]
+fn each_frame_of_a_pacs_object_can_be_a_document() {
+    let s = series();
+    let tmp = tempfile::tempdir().unwrap();
+    let orthanc = Orthanc::start(&tmp.path().join("orthanc"), false);
+    orthanc.upload(&[s.dir.join("stereo.dcm"), s.dir.join("op-0003.dcm")]);
+    let index = new_index_with(tmp.path(), Some(json!({"frames": "each"})));
+    let save = tmp.path().join("pacs");
+    let (out, _) = ingest_from(&index, &orthanc.dicomweb(), &save, &[], &[]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let docs = all_documents(&index);
+    let stereo = "1.2.826.0.1.3680043.10.1377.5.1";
+    let single = s.manifest["op-0003.dcm"]["uid"].as_str().unwrap();
+    let mut ids: Vec<&str> = docs.keys().map(String::as_str).collect();
+    ids.sort();
+    let mut want = [
+        format!("{stereo}-f1"),
+        format!("{stereo}-f2"),
+        single.to_string(),
+    ];
+    want.sort();
+    assert_eq!(ids, want.iter().map(String::as_str).collect::<Vec<_>>());
+    // Frame n holds picture n, which op-000n holds alone.
+    for n in 1..=2 {
+        let picture = s.dir.join(format!("op-{n:04}.dcm"));
+        let out = ash(&[
+            "search",
+            &index,
+            "--image",
+            picture.to_str().unwrap(),
+            "--radius",
+            "0",
+            "-k",
+            "10",
+            "--json",
+        ]);
+        let hits: Value = serde_json::from_slice(&out.stdout).unwrap();
+        let id = format!("{stereo}-f{n}");
+        assert!(
+            hits["hits"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|h| h["id"] == id.as_str()),
+            "frame {n}: {hits}"
+        );
+    }
+    let (out, _) = ingest_from(&index, &orthanc.dicomweb(), &save, &[], &[]);
+    let counts = summary(&out);
+    assert_eq!(
+        (counts["indexed"].as_str(), counts["skipped"].as_str()),
+        ("0", "2")
+    );
 }
 
 #[test]

@@ -16,7 +16,7 @@ use std::path::Path;
 
 use serde_json::{Map, Value};
 
-use crate::config::{FieldKind, IndexConfig};
+use crate::config::{FieldKind, FrameMode, IndexConfig, FRAME_FIELD, ID_FIELD};
 use crate::encoder::dicom::{is_dicom, DicomHeader};
 
 /// Whether the file at `path` is DICOM (by its first 132 bytes).
@@ -37,6 +37,50 @@ pub fn header(path: &Path) -> Option<DicomHeader> {
 /// The document id the mapping takes from a header.
 pub fn id(header: &DicomHeader, config: &IndexConfig) -> Option<String> {
     header.value(&config.dicom.id)
+}
+
+/// How many of the object's frames become documents: all of them with
+/// `"frames": "each"`, else one.
+pub fn frames_indexed(header: &DicomHeader, config: &IndexConfig) -> u32 {
+    match config.dicom.frames {
+        FrameMode::Each => header.frames().max(1),
+        FrameMode::First => 1,
+    }
+}
+
+/// The document id of frame `n` (from 1) of a multi-frame object.
+pub fn frame_id(id: &str, n: u32) -> String {
+    format!("{id}-f{n}")
+}
+
+/// The records of an object's `frames` frames: `record` itself when there
+/// is one, else a copy per frame with the frame's id and number.
+///
+/// ```
+/// use ash_search::ingest::dicom::per_frame;
+/// let record = serde_json::json!({"id": "1.2.3", "image": "a.dcm"});
+/// let frames = per_frame(record, 2);
+/// assert_eq!(frames[1], serde_json::json!({"id": "1.2.3-f2", "image": "a.dcm", "frame": 2}));
+/// ```
+pub fn per_frame(record: Value, frames: u32) -> Vec<Value> {
+    if frames <= 1 {
+        return vec![record];
+    }
+    let id = record
+        .get(ID_FIELD)
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_string();
+    (1..=frames)
+        .map(|n| {
+            let mut copy = record.clone();
+            if let Some(obj) = copy.as_object_mut() {
+                obj.insert(ID_FIELD.into(), Value::from(frame_id(&id, n)));
+                obj.insert(FRAME_FIELD.into(), Value::from(n));
+            }
+            copy
+        })
+        .collect()
 }
 
 /// Adds the mapped fields `record` does not have yet.

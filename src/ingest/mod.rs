@@ -200,6 +200,8 @@ enum Outcome {
         /// `Some` when the record names an image: the decoded tensor or why
         /// it could not be decoded (a placeholder until the decoder runs).
         tensor: Option<Result<Vec<f32>, String>>,
+        /// The image's frame, from 0.
+        frame: u32,
     },
     Refused(RecordError),
     Skipped,
@@ -503,6 +505,7 @@ impl Producer<'_> {
                 id: parsed.id,
                 doc: parsed.doc,
                 tensor: Some(Err(String::new())),
+                frame: parsed.frame,
             },
             (Some(image), None) => refuse(
                 Some(parsed.id),
@@ -517,6 +520,7 @@ impl Producer<'_> {
                 id: parsed.id,
                 doc: parsed.doc,
                 tensor: None,
+                frame: 0,
             },
         }
     }
@@ -531,12 +535,15 @@ impl Producer<'_> {
                     id,
                     doc,
                     tensor: Some(_),
+                    frame,
                 },
                 Some(pre),
             ) => {
                 let started = Instant::now();
                 // A record's error is its reason, in words.
-                let tensor = pre.load(Path::new(&input)).map_err(|e| e.to_string());
+                let tensor = pre
+                    .load_frame(Path::new(&input), frame)
+                    .map_err(|e| e.to_string());
                 let took = started.elapsed();
                 (
                     Outcome::Ready {
@@ -545,6 +552,7 @@ impl Producer<'_> {
                         id,
                         doc,
                         tensor: Some(tensor),
+                        frame,
                     },
                     took,
                 )

@@ -8,7 +8,11 @@ use tantivy::time::format_description::well_known::Rfc3339;
 use tantivy::time::{Date, Month, OffsetDateTime};
 use tantivy::{DateTime, TantivyDocument};
 
-use crate::config::{FieldKind, IndexConfig, ID_FIELD, IMAGE_FIELD};
+use crate::config::{FieldKind, IndexConfig, FRAME_FIELD, ID_FIELD, IMAGE_FIELD};
+
+/// Why a record with a frame cannot go into an index made before frames.
+const NO_FRAME_FIELD: &str =
+    "this index was made before frames were stored: index frames after `init` of a new index";
 use crate::index::HashField;
 use crate::store::Store;
 
@@ -35,6 +39,8 @@ pub struct Parsed {
     pub id: String,
     pub doc: TantivyDocument,
     pub image: Option<PathBuf>,
+    /// The image's frame to encode, from 0 (the record's `frame` less one).
+    pub frame: u32,
 }
 
 /// Parses records for one index.
@@ -119,6 +125,7 @@ impl RecordParser {
         let fail = |reason: String| (Some(id.clone()), reason);
         let mut doc = TantivyDocument::new();
         let mut image = None;
+        let mut frame = 0;
         for (key, v) in obj {
             match key.as_str() {
                 "code" => {
@@ -138,6 +145,16 @@ impl RecordParser {
                     }
                     image = Some(path);
                 }
+                FRAME_FIELD => {
+                    // The schema bounds it to 1..=65535.
+                    let n = v.as_u64().unwrap_or(1);
+                    frame = (n - 1) as u32;
+                    let field = self
+                        .schema
+                        .get_field(FRAME_FIELD)
+                        .map_err(|_| fail(NO_FRAME_FIELD.into()))?;
+                    doc.add_u64(field, n);
+                }
                 name => {
                     if v.is_null() {
                         continue;
@@ -156,7 +173,12 @@ impl RecordParser {
                 }
             }
         }
-        Ok(Parsed { id, doc, image })
+        Ok(Parsed {
+            id,
+            doc,
+            image,
+            frame,
+        })
     }
 }
 

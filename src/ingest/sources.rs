@@ -231,13 +231,14 @@ pub fn image_folder(
             .unwrap_or_default();
         let dicom =
             ext == "dcm" || !IMAGE_EXTENSIONS.contains(&ext.as_str()) && is_dicom_file(path);
+        let header = dicom.then(|| super::dicom::header(path)).flatten();
+        let frames = header
+            .as_ref()
+            .map_or(1, |h| super::dicom::frames_indexed(h, config));
         let value = if IMAGE_EXTENSIONS.contains(&ext.as_str()) || dicom {
             let mut obj = row.map(|(_, o)| o).unwrap_or_default();
             if !obj.contains_key(ID_FIELD) {
-                let from_header = dicom
-                    .then(|| super::dicom::header(path))
-                    .flatten()
-                    .and_then(|h| super::dicom::id(&h, config));
+                let from_header = header.as_ref().and_then(|h| super::dicom::id(h, config));
                 let stem = path.file_stem().map(|s| s.to_string_lossy().to_string());
                 let id = from_header.or(stem).unwrap_or(name);
                 obj.insert(ID_FIELD.into(), Value::from(id));
@@ -253,12 +254,21 @@ pub fn image_folder(
                 IMAGE_EXTENSIONS.join(", ")
             ))
         };
-        records.push(RawRecord {
-            line: i + 1,
-            input: path.display().to_string(),
-            base: dir.to_owned(),
-            value,
-        });
+        let values = match value {
+            Ok(v) => super::dicom::per_frame(v, frames)
+                .into_iter()
+                .map(Ok)
+                .collect(),
+            Err(e) => vec![Err(e)],
+        };
+        for value in values {
+            records.push(RawRecord {
+                line: i + 1,
+                input: path.display().to_string(),
+                base: dir.to_owned(),
+                value,
+            });
+        }
     }
     let mut orphans: Vec<Orphan> = rows
         .into_iter()

@@ -18,7 +18,7 @@ use super::error::ApiError;
 use super::images::{inside_roots, media_type, render_png, thumbnail};
 use super::{guard, App};
 use crate::code::BinaryCode;
-use crate::config::IMAGE_FIELD;
+use crate::config::{FRAME_FIELD, IMAGE_FIELD};
 use crate::encoder::preprocess::ImageLimits;
 use crate::encoder::AttentionMap;
 use crate::index::hybrid::Mode;
@@ -422,26 +422,36 @@ pub async fn document(
 }
 
 /// The image file of a document, checked against the roots.
-fn image_path(app: &App, id: &str) -> Result<PathBuf, ApiError> {
+/// The document's image file and the frame (from 0) it stands for.
+fn image_path(app: &App, id: &str) -> Result<(PathBuf, u32), ApiError> {
     let (fields, _) = lookup(app, id)?;
     let path = fields
         .get(IMAGE_FIELD)
         .and_then(Value::as_str)
         .ok_or_else(|| ApiError::not_found(format!("document {id:?} has no image")))?;
-    inside_roots(Path::new(path), &app.config.image_roots)
+    let frame = fields
+        .get(FRAME_FIELD)
+        .and_then(Value::as_u64)
+        .map_or(0, |n| {
+            u32::try_from(n.saturating_sub(1)).unwrap_or(u32::MAX)
+        });
+    Ok((
+        inside_roots(Path::new(path), &app.config.image_roots)?,
+        frame,
+    ))
 }
 
 /// A document's image file, opened and checked against the size limit.
 enum OpenedImage {
-    /// A DICOM file (rendered before it is sent) and its length.
-    Dicom(std::fs::File, u64),
+    /// A DICOM file (rendered before it is sent), its length and the frame.
+    Dicom(std::fs::File, u64, u32),
     /// Any other file, its length and its first bytes (for the media type).
     Plain(std::fs::File, u64, Vec<u8>),
 }
 
 fn open_image(app: &App, id: &str, limit: u64) -> Result<OpenedImage, ApiError> {
     use std::io::{Read, Seek};
-    let path = image_path(app, id)?;
+    let (path, frame) = image_path(app, id)?;
     let unreadable = |_| ApiError::not_found("the image file is not readable");
     let mut file = std::fs::File::open(&path).map_err(unreadable)?;
     let len = file.metadata().map_err(unreadable)?.len();
@@ -456,7 +466,7 @@ fn open_image(app: &App, id: &str, limit: u64) -> Result<OpenedImage, ApiError> 
     let n = file.read(&mut head).map_err(unreadable)?;
     file.rewind().map_err(unreadable)?;
     if crate::encoder::dicom::is_dicom(&head[..n]) {
-        Ok(OpenedImage::Dicom(file, len))
+        Ok(OpenedImage::Dicom(file, len, frame))
     } else {
         Ok(OpenedImage::Plain(file, len, head[..n].to_vec()))
     }
@@ -475,7 +485,7 @@ pub async fn document_image(
         blocking(move || open_image(&app, &id, limit)).await?
     };
     let (file, len, head) = match opened {
-        OpenedImage::Dicom(mut file, len) => {
+        OpenedImage::Dicom(mut file, len, frame) => {
             let slot = app.image_slot_queued().await?;
             let png = blocking(move || {
                 use std::io::Read;
@@ -487,7 +497,7 @@ pub async fn document_image(
                     max_file_bytes: limit,
                     ..ImageLimits::default()
                 };
-                render_png(&bytes, &limits)
+                render_png(&bytes, &limits, frame)
             })
             .await?;
             return Ok((
@@ -554,7 +564,7 @@ pub async fn document_thumbnail(
     let slot = app.image_slot_queued().await?;
     blocking(move || {
         let _slot = slot;
-        let path = image_path(&app, &id)?;
+        let (path, frame) = image_path(&app, &id)?;
         let limits = ImageLimits {
             max_file_bytes: app.config.max_image_bytes,
             ..ImageLimits::default()
@@ -574,7 +584,7 @@ pub async fn document_thumbnail(
         }
         let bytes = std::fs::read(&path)
             .map_err(|_| ApiError::not_found("the image file is not readable"))?;
-        let jpeg = thumbnail(&bytes, size, &limits)?;
+        let jpeg = thumbnail(&bytes, size, &limits, frame)?;
         Ok((
             [
                 (header::CONTENT_TYPE, "image/jpeg"),

@@ -9,7 +9,7 @@ use axum::http::StatusCode;
 use image::ImageFormat;
 
 use super::error::ApiError;
-use crate::encoder::preprocess::{decode, ImageLimits};
+use crate::encoder::preprocess::{decode_frame, ImageLimits};
 
 /// The real path of `path` if it lies inside one of `roots` (which are
 /// already canonical).
@@ -47,8 +47,13 @@ pub fn media_type(bytes: &[u8]) -> &'static str {
 }
 
 /// A JPEG at most `size` pixels a side, aspect kept.
-pub fn thumbnail(bytes: &[u8], size: u32, limits: &ImageLimits) -> Result<Vec<u8>, ApiError> {
-    let image = decode(bytes, limits)
+pub fn thumbnail(
+    bytes: &[u8],
+    size: u32,
+    limits: &ImageLimits,
+    frame: u32,
+) -> Result<Vec<u8>, ApiError> {
+    let image = decode_frame(bytes, limits, frame)
         .map_err(|e| ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "bad_image", e.to_string()))?;
     let small = image.thumbnail(size, size).to_rgb8();
     let mut out = Vec::new();
@@ -58,9 +63,10 @@ pub fn thumbnail(bytes: &[u8], size: u32, limits: &ImageLimits) -> Result<Vec<u8
     Ok(out)
 }
 
-/// The whole picture as a PNG (8 bits a sample; grey stays grey).
-pub fn render_png(bytes: &[u8], limits: &ImageLimits) -> Result<Vec<u8>, ApiError> {
-    let image = decode(bytes, limits)
+/// The whole picture (frame `frame`, from 0) as a PNG (8 bits a sample;
+/// grey stays grey).
+pub fn render_png(bytes: &[u8], limits: &ImageLimits, frame: u32) -> Result<Vec<u8>, ApiError> {
+    let image = decode_frame(bytes, limits, frame)
         .map_err(|e| ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "bad_image", e.to_string()))?;
     let image = if image.color().has_color() {
         image::DynamicImage::ImageRgb8(image.to_rgb8())

@@ -5,7 +5,8 @@
 From an 8-bit RGB PNG: Ophthalmic Photography objects in explicit and
 implicit VR little endian, RLE lossless and JPEG 2000 lossless (pydicom,
 pylibjpeg-openjpeg), JPEG lossless (dcmtk's dcmcjpeg), YBR_FULL, a
-three-frame object, a 16-bit monochrome Secondary Capture with a window;
+three-frame object (its second and third frames also as frame-2.png and
+frame-3.png), a 16-bit monochrome Secondary Capture with a window;
 from a JPEG file, JPEG baseline in DICOM with dcmtk's img2dcm; and broken
 ones: no pixel data (Encapsulated PDF), JPEG-LS (a transfer syntax this
 build does not decode), a truncated JPEG 2000 object, a JPEG lossless
@@ -130,6 +131,8 @@ def main() -> int:
     record("ybr-full.dcm", ds, same_as_png=False, eye="OD")
 
     frames = np.stack([pixels, pixels[::-1], pixels[:, ::-1]])
+    for n in (2, 3):  # the other frames as PNG, for their codes and pixels
+        Image.fromarray(frames[n - 1]).save(out / f"frame-{n}.png")
     ds = rgb(base(OP_8BIT, generate_uid(), "R", "P-007"), pixels)
     ds.NumberOfFrames = 3
     ds.PixelData = frames.tobytes()

@@ -11,7 +11,8 @@ ones 2026-03-14; the eye alternates R and L; the patient's name is set (it
 must never be indexed). Every third object is JPEG 2000 lossless, so the
 server also hands out compressed objects. With FIRST 0, OUT/report.dcm is
 an Encapsulated PDF of the first study (a PACS holds documents too; it has
-no pixel data). OUT/manifest-FIRST.json lists each picture with the values
+no pixel data), and OUT/stereo.dcm a two-frame object of pictures 1 and
+2 (a stereo pair). OUT/manifest-FIRST.json lists each picture with the values
 the test expects.
 """
 
@@ -115,6 +116,11 @@ def main() -> int:
         pdf.MIMETypeOfEncapsulatedDocument = "application/pdf"
         pdf.EncapsulatedDocument = b"%PDF-1.4\n%%EOF\n"
         pdf.save_as(out / "report.dcm", enforce_file_format=True)
+        stereo, _ = instance(1)
+        stereo.SOPInstanceUID = stereo.file_meta.MediaStorageSOPInstanceUID = f"{ROOT}.5.1"
+        stereo.NumberOfFrames = 2
+        stereo.PixelData = np.stack([picture(1), picture(2)]).tobytes()
+        stereo.save_as(out / "stereo.dcm", enforce_file_format=True)
     (out / f"manifest-{first}.json").write_text(json.dumps(manifest, indent=1))
     return 0
 

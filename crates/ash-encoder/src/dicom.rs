@@ -181,7 +181,8 @@ pub fn decode(bytes: &[u8], limits: &ImageLimits, frame: u32) -> Result<DynamicI
     let frames = number(tags::NUMBER_OF_FRAMES).max(1);
     if frame >= frames {
         return Err(ImageError::Unsupported(format!(
-            "DICOM frame {frame} asked for; the object has {frames}"
+            "DICOM frame {} asked for; the object has {frames}",
+            frame + 1
         )));
     }
     if let Some(jpeg) = baseline_jpeg_frame(&object, &ts_uid, frame, frames) {
@@ -189,7 +190,8 @@ pub fn decode(bytes: &[u8], limits: &ImageLimits, frame: u32) -> Result<DynamicI
     }
     let decoded = object.decode_pixel_data_frame(frame).map_err(|e| {
         ImageError::Damaged(format!(
-            "DICOM frame {frame} cannot be decoded ({}): {}",
+            "DICOM frame {} cannot be decoded ({}): {}",
+            frame + 1,
             ts.name(),
             chain(&e)
         ))
@@ -198,7 +200,8 @@ pub fn decode(bytes: &[u8], limits: &ImageLimits, frame: u32) -> Result<DynamicI
         .to_dynamic_image_with_options(0, &ConvertOptions::default())
         .map_err(|e| {
             ImageError::Damaged(format!(
-                "DICOM frame {frame} cannot be converted: {}",
+                "DICOM frame {} cannot be converted: {}",
+                frame + 1,
                 chain(&e)
             ))
         })

@@ -80,6 +80,12 @@ impl Preprocessor {
 
     /// Reads, decodes and converts one file.
     pub fn load(&self, path: &Path) -> Result<Vec<f32>, ImageError> {
+        self.load_frame(path, 0)
+    }
+
+    /// Reads, decodes and converts frame `frame` (from 0) of one file: a
+    /// frame of a multi-frame DICOM object, or 0 for any image.
+    pub fn load_frame(&self, path: &Path, frame: u32) -> Result<Vec<f32>, ImageError> {
         let len = std::fs::metadata(path).map_err(ImageError::Read)?.len();
         if len > self.limits.max_file_bytes {
             return Err(ImageError::OverLimit(format!(
@@ -88,14 +94,19 @@ impl Preprocessor {
             )));
         }
         let bytes = std::fs::read(path).map_err(ImageError::Read)?;
-        self.tensor(&bytes)
+        self.tensor_frame(&bytes, frame)
     }
 
     /// Decodes and converts an image held in memory. A panic inside a
     /// decoder or the resizer becomes this image's error, never the caller's.
     pub fn tensor(&self, bytes: &[u8]) -> Result<Vec<f32>, ImageError> {
+        self.tensor_frame(bytes, 0)
+    }
+
+    /// [`Preprocessor::tensor`] of frame `frame` (from 0); see [`decode_frame`].
+    pub fn tensor_frame(&self, bytes: &[u8], frame: u32) -> Result<Vec<f32>, ImageError> {
         guarded(|| {
-            let image = decode(bytes, &self.limits)?;
+            let image = decode_frame(bytes, &self.limits, frame)?;
             Ok(self.normalise(&self.resize(&image)?))
         })
     }
@@ -172,15 +183,45 @@ fn guarded<T>(f: impl FnOnce() -> Result<T, ImageError>) -> Result<T, ImageError
 /// [`integrity`]: super::integrity
 /// [`dicom::decode`]: super::dicom::decode
 pub fn decode(bytes: &[u8], limits: &ImageLimits) -> Result<DynamicImage, ImageError> {
-    guarded(|| decode_checked(bytes, limits))
+    decode_frame(bytes, limits, 0)
 }
 
-fn decode_checked(bytes: &[u8], limits: &ImageLimits) -> Result<DynamicImage, ImageError> {
+/// [`decode`] of frame `frame` (from 0): of a multi-frame DICOM object,
+/// where a frame past the last is refused; any other image has frame 0 only.
+///
+/// ```
+/// use ash_encoder::preprocess::{decode_frame, ImageLimits};
+/// let mut png = Vec::new();
+/// image::DynamicImage::new_rgb8(4, 4)
+///     .write_to(&mut std::io::Cursor::new(&mut png), image::ImageFormat::Png)
+///     .unwrap();
+/// assert!(decode_frame(&png, &ImageLimits::default(), 0).is_ok());
+/// assert!(decode_frame(&png, &ImageLimits::default(), 1).is_err());
+/// ```
+pub fn decode_frame(
+    bytes: &[u8],
+    limits: &ImageLimits,
+    frame: u32,
+) -> Result<DynamicImage, ImageError> {
+    guarded(|| decode_checked(bytes, limits, frame))
+}
+
+fn decode_checked(
+    bytes: &[u8],
+    limits: &ImageLimits,
+    frame: u32,
+) -> Result<DynamicImage, ImageError> {
     if bytes.is_empty() {
         return Err(ImageError::Unsupported("empty file (0 bytes)".into()));
     }
     if super::dicom::is_dicom(bytes) {
-        return super::dicom::decode(bytes, limits, 0);
+        return super::dicom::decode(bytes, limits, frame);
+    }
+    if frame > 0 {
+        return Err(ImageError::Unsupported(format!(
+            "frame {} asked for; only DICOM objects have more than one",
+            frame + 1
+        )));
     }
     let mut reader = ImageReader::new(Cursor::new(bytes))
         .with_guessed_format()

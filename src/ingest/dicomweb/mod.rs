@@ -32,7 +32,7 @@ use serde_json::json;
 use tantivy::Searcher;
 
 use super::sources::RawRecord;
-use crate::config::IndexConfig;
+use crate::config::{FrameMode, IndexConfig};
 use crate::encoder::dicom::{is_dicom, tag_hex, DicomHeader};
 use crate::error::ErrorKind;
 use client::{Client, InstanceRef, RetrieveError};
@@ -46,7 +46,7 @@ pub const PREFETCH: usize = 32;
 
 /// One retrieval: the instance's position in the listing, the instance,
 /// and its record or why there is none.
-type Retrieved = (usize, InstanceRef, Result<RawRecord, RetrieveError>);
+type Retrieved = (usize, InstanceRef, Result<Vec<RawRecord>, RetrieveError>);
 
 /// Where and how to ingest from a DICOMweb server.
 #[derive(Debug, Clone)]
@@ -189,6 +189,7 @@ pub struct Listing {
     source: DicomWebSource,
     /// The attribute documents take their id from.
     id_keyword: String,
+    frame_mode: FrameMode,
     query: Vec<(&'static str, String)>,
     /// `source.save_to`, absolute (records' image paths are stored as given).
     save_to: PathBuf,
@@ -241,6 +242,7 @@ impl Listing {
             client,
             source: source.clone(),
             id_keyword: config.dicom.id.clone(),
+            frame_mode: config.dicom.frames,
             query,
             save_to,
             existing,
@@ -314,7 +316,12 @@ impl Listing {
         }
         self.unusable_pages = 0;
         for (line, instance) in new {
-            let indexed = instance.id.as_deref().is_some_and(|id| self.is_indexed(id));
+            // With "each", a multi-frame object is indexed as `<id>-f1`….
+            let indexed = instance.id.as_deref().is_some_and(|id| {
+                self.is_indexed(id)
+                    || self.frame_mode == FrameMode::Each
+                        && self.is_indexed(&super::dicom::frame_id(id, 1))
+            });
             if indexed {
                 self.outcome.skipped.fetch_add(1, Ordering::Relaxed);
             } else {
@@ -349,7 +356,7 @@ impl Listing {
         let mut failure = None;
         for (line, instance, result) in results.into_iter().flatten() {
             match result {
-                Ok(record) => self.ready.push_back(record),
+                Ok(records) => self.ready.extend(records),
                 Err(RetrieveError::Server(e)) => {
                     failure.get_or_insert(e);
                 }
@@ -375,12 +382,13 @@ impl Listing {
         searcher.doc_freq(&term).is_ok_and(|n| n > 0) && super::has_alive(searcher, &term)
     }
 
-    /// Retrieves one instance and keeps it; the record names the kept file.
+    /// Retrieves one instance and keeps it; the records (one, or one per
+    /// frame with `"frames": "each"`) name the kept file.
     fn retrieve_and_save(
         &self,
         line: usize,
         instance: &InstanceRef,
-    ) -> Result<RawRecord, RetrieveError> {
+    ) -> Result<Vec<RawRecord>, RetrieveError> {
         let bytes = self.client.retrieve(instance)?;
         if !is_dicom(&bytes) {
             return Err(RetrieveError::Instance(
@@ -388,18 +396,25 @@ impl Listing {
             ));
         }
         let path = save(&self.save_to, instance, &bytes).map_err(RetrieveError::Server)?;
-        let header_id = DicomHeader::read(&bytes)
-            .ok()
-            .and_then(|h| h.value(&self.id_keyword));
+        let header = DicomHeader::read(&bytes).ok();
+        let header_id = header.as_ref().and_then(|h| h.value(&self.id_keyword));
         let id = header_id
             .or_else(|| instance.id.clone())
             .unwrap_or_else(|| instance.sop.clone());
-        Ok(RawRecord {
-            line,
-            input: self.client.instance_url(instance),
-            base: self.save_to.clone(),
-            value: Ok(json!({"id": id, "image": path.display().to_string()})),
-        })
+        let frames = match (&header, self.frame_mode) {
+            (Some(h), FrameMode::Each) => h.frames().max(1),
+            _ => 1,
+        };
+        let record = json!({"id": id, "image": path.display().to_string()});
+        Ok(super::dicom::per_frame(record, frames)
+            .into_iter()
+            .map(|value| RawRecord {
+                line,
+                input: self.client.instance_url(instance),
+                base: self.save_to.clone(),
+                value: Ok(value),
+            })
+            .collect())
     }
 }
 
