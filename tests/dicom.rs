@@ -128,6 +128,7 @@ fn broken_dicom_files_are_refused_with_their_reasons() {
         "bad-jpeg-ls.dcm",
         "bad-truncated.dcm",
         "bad-corrupt-frame.dcm",
+        "bad-huge.dcm",
     ];
     let codes = encode(&bad.iter().map(|n| file(n)).collect::<Vec<_>>());
     let reason = |n: &str| codes[&file(n)].clone().unwrap_err();
@@ -152,6 +153,12 @@ fn broken_dicom_files_are_refused_with_their_reasons() {
         reason("bad-corrupt-frame.dcm").contains("cannot be decoded"),
         "{}",
         reason("bad-corrupt-frame.dcm")
+    );
+    // Refused from the header, before 10 GB are allocated.
+    assert!(
+        reason("bad-huge.dcm").contains("60000×60000 pixels is over the size limits"),
+        "{}",
+        reason("bad-huge.dcm")
     );
 }
 

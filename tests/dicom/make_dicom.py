@@ -10,7 +10,8 @@ frame-3.png), a 16-bit monochrome Secondary Capture with a window;
 from a JPEG file, JPEG baseline in DICOM with dcmtk's img2dcm; and broken
 ones: no pixel data (Encapsulated PDF), JPEG-LS (a transfer syntax this
 build does not decode), a truncated JPEG 2000 object, a JPEG lossless
-object whose frame does not start as a JPEG. `manifest.json` lists each file with the
+object whose frame does not start as a JPEG, and one whose header claims
+60,000 x 60,000 pixels. `manifest.json` lists each file with the
 header values the test expects.
 """
 
@@ -186,6 +187,12 @@ def main() -> int:
     start = lossless.index(b"\xff\xd8\xff")  # the frame's JPEG start and its first marker overwritten
     lossless[start : start + 4] = b"\x00\x00\x00\x00"
     (out / "bad-corrupt-frame.dcm").write_bytes(bytes(lossless))
+
+    # A header that claims 60,000 x 60,000 pixels (3.6 gigapixels, a 10 GB
+    # frame) over 48 bytes of pixel data: a decompression bomb in DICOM.
+    bomb = rgb(base(OP_8BIT, generate_uid(), "R", "P-014"), pixels[:4, :4])
+    bomb.Rows = bomb.Columns = 60_000
+    save(bomb, out / "bad-huge.dcm")
 
     (out / "manifest.json").write_text(json.dumps(files, indent=1))
     return 0
