@@ -43,7 +43,7 @@ cat >"$pacs/orthanc.json" <<EOF
 EOF
 /usr/sbin/Orthanc "$pacs/orthanc.json" >"$pacs/orthanc.log" 2>&1 &
 orthanc=$!
-trap 'kill $orthanc 2>/dev/null || true' EXIT
+trap 'kill $orthanc 2>/dev/null && wait $orthanc 2>/dev/null; true' EXIT
 for _ in $(seq 150); do curl -sf "http://127.0.0.1:$port/system" >/dev/null && break; sleep 0.2; done
 for f in "$pacs"/dicom/*.dcm; do
   curl -sf -X POST --data-binary @"$f" "http://127.0.0.1:$port/instances" >/dev/null
