@@ -9,12 +9,12 @@ use tantivy::time::{Date, Month, OffsetDateTime};
 use tantivy::{DateTime, TantivyDocument};
 
 use crate::config::{FieldKind, IndexConfig, FRAME_FIELD, ID_FIELD, IMAGE_FIELD};
+use crate::index::HashField;
+use crate::store::Store;
 
 /// Why a record with a frame cannot go into an index made before frames.
 const NO_FRAME_FIELD: &str =
     "this index was made before frames were stored: index frames after `init` of a new index";
-use crate::index::HashField;
-use crate::store::Store;
 
 /// The JSON Schema of a record.
 pub const RECORD_SCHEMA: &str = include_str!("../../schemas/record.schema.json");

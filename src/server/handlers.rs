@@ -421,8 +421,8 @@ pub async fn document(
     .await
 }
 
-/// The image file of a document, checked against the roots.
-/// The document's image file and the frame (from 0) it stands for.
+/// The image file of a document, checked against the roots, and the frame
+/// (from 0) the document stands for.
 fn image_path(app: &App, id: &str) -> Result<(PathBuf, u32), ApiError> {
     let (fields, _) = lookup(app, id)?;
     let path = fields
