@@ -1,7 +1,9 @@
 //! The index half of `make bench`: the `binary_hash` field against (a) the
 //! `mih` engine alone on the same codes and (b) what a tantivy user writes
 //! without it (codes in a u64 fast field, every matching doc scored by a
-//! collector). One process, one run, same data and queries.
+//! collector). Filtered rows run twice: as chosen by cost, and forced to
+//! the allow-list (every filter collected first). One process, one run,
+//! same data and queries, one thread.
 //!
 //! cargo run --release --example bench_index [N] [QUERIES]
 
@@ -9,7 +11,8 @@ use std::time::Instant;
 
 use ash_search::code::BinaryCode;
 use ash_search::index::hybrid::{self, Mode};
-use ash_search::index::knn::{knn, KnnRequest};
+use ash_search::index::knn::{knn, knn_explained, KnnRequest};
+use ash_search::index::restrict::FilterStrategy;
 use ash_search::index::{add_hash_field, HashIndex};
 use ash_search::mih::{MihBuilder, MihIndex, SearchOptions};
 use ash_search::synth::{generate, Spread};
@@ -20,10 +23,12 @@ use tantivy::query::{AllQuery, QueryParser};
 use tantivy::schema::{Schema, FAST, INDEXED, STORED, STRING, TEXT};
 use tantivy::{DocId, Score, SegmentReader, TantivyDocument};
 
+/// Two of these per report; `haemorrhages` is added to 40 % of reports
+/// and `vasculitis` to 0.01 %.
 const WORDS: [&str; 12] = [
     "microaneurysms",
     "exudates",
-    "haemorrhages",
+    "drusen",
     "macula",
     "disc",
     "cotton",
@@ -34,6 +39,14 @@ const WORDS: [&str; 12] = [
     "neovascularisation",
     "normal",
 ];
+
+/// A fixed pseudo-random value per doc (splitmix64).
+fn scatter(i: u64) -> u64 {
+    let mut z = i.wrapping_add(0x9e37_79b9_7f4a_7c15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^ (z >> 31)
+}
 
 fn percentile(mut v: Vec<f64>, p: f64) -> f64 {
     v.sort_by(|a, b| a.total_cmp(b));
@@ -83,7 +96,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let id = b.add_text_field("id", STRING | STORED);
     let grade = b.add_i64_field("grade", INDEXED | FAST | STORED);
     let eye = b.add_text_field("eye", STRING | STORED);
+    // `sel` is spread through doc order like a clinical attribute;
+    // `cycle` runs 0..999 in doc order, the shape of a date ingested in
+    // order (tantivy stores it blockwise-linear, which costs more to open).
     let sel = b.add_i64_field("sel", INDEXED | FAST);
+    let cycle = b.add_i64_field("cycle", INDEXED | FAST);
     let report = b.add_text_field("report", TEXT | STORED);
     let code64 = b.add_u64_field("code64", FAST);
     let hash = add_hash_field(&mut b, "code", 64)?;
@@ -101,11 +118,16 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         doc.add_text(id, format!("r{i}"));
         doc.add_i64(grade, (i % 5) as i64);
         doc.add_text(eye, if i % 2 == 0 { "OD" } else { "OS" });
-        doc.add_i64(sel, (i % 100) as i64);
-        doc.add_text(
-            report,
-            format!("{} {}", WORDS[i % 12], WORDS[(i / 12) % 12]),
-        );
+        doc.add_i64(sel, (scatter(i as u64) % 1000) as i64);
+        doc.add_i64(cycle, (i % 1000) as i64);
+        let mut text = format!("{} {}", WORDS[i % 12], WORDS[(i / 12) % 12]);
+        if i % 5 < 2 {
+            text.push_str(" haemorrhages");
+        }
+        if i % 10_000 == 7 {
+            text.push_str(" vasculitis");
+        }
+        doc.add_text(report, text);
         doc.add_u64(code64, c.words()[0]);
         hash.set(&mut doc, c)?;
         w.add_document(doc)?;
@@ -152,38 +174,142 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .unwrap()
     });
     let parser = QueryParser::for_index(index.index(), vec![report]);
+    let knn_with = |q: &BinaryCode, filter: &dyn tantivy::query::Query, strategy| {
+        knn(
+            &index,
+            &searcher,
+            q,
+            &KnnRequest {
+                k: 10,
+                filter: Some(filter),
+                strategy,
+                ..Default::default()
+            },
+        )
+        .unwrap()
+    };
     let mut filtered = Vec::new();
-    for pct in [1, 10, 50] {
-        let filter = parser.parse_query(&format!("sel:[0 TO {}]", pct - 1))?;
+    let filters = [1, 10, 100, 500, 900]
+        .map(|m| (m, format!("sel:[0 TO {}]", m - 1), ""))
+        .into_iter()
+        .chain([(500, "cycle:[0 TO 499]".to_string(), ", field in doc order")]);
+    for (per_mille, text, note) in filters {
+        let filter = parser.parse_query(&text)?;
         let (p50, p99) = time(&queries, |q| {
-            knn(
+            knn_with(q, filter.as_ref(), FilterStrategy::Auto)
+        });
+        let (allow_p50, allow_p99) = time(&queries, |q| {
+            knn_with(q, filter.as_ref(), FilterStrategy::AllowList)
+        });
+        // What the cost model chose in each segment, for the first query.
+        let (_, plans) = knn_explained(
+            &index,
+            &searcher,
+            &queries[0],
+            &KnnRequest {
+                k: 10,
+                filter: Some(filter.as_ref()),
+                ..Default::default()
+            },
+        )?;
+        let chosen: Vec<String> = plans
+            .iter()
+            .map(|p| {
+                serde_json::to_value(p.strategy)
+                    .unwrap()
+                    .as_str()
+                    .unwrap_or("")
+                    .to_string()
+            })
+            .collect();
+        // Both strategies agree (the allow-list is the reference).
+        for q in queries.iter().take(20) {
+            let a = knn_with(q, filter.as_ref(), FilterStrategy::Auto);
+            let b = knn_with(q, filter.as_ref(), FilterStrategy::AllowList);
+            assert_eq!(a, b, "the strategies disagree at {per_mille} per mille");
+        }
+        filtered.push(json!({
+            "selectivity_pct": per_mille as f64 / 10.0,
+            "filter": text,
+            "note": note,
+            "p50_ms": p50, "p99_ms": p99,
+            "allow_list_p50_ms": allow_p50, "allow_list_p99_ms": allow_p99,
+            "chosen": chosen,
+        }));
+    }
+    let text_only = |word: &str| {
+        let text = parser.parse_query(word).unwrap();
+        time(&queries, |_| {
+            hybrid::search(
                 &index,
                 &searcher,
-                q,
-                &KnnRequest {
+                &hybrid::Request {
+                    text: Some(text.box_clone()),
                     k: 10,
-                    filter: Some(filter.as_ref()),
                     ..Default::default()
                 },
             )
             .unwrap()
-        });
-        filtered.push(json!({"selectivity_pct": pct, "p50_ms": p50, "p99_ms": p99}));
+        })
+    };
+    let common = text_only("haemorrhages");
+    let rare = text_only("vasculitis");
+    let hybrid_row = |mode: Mode, filter: Option<&str>, strategy: FilterStrategy| {
+        let text = parser.parse_query("haemorrhages").unwrap();
+        let filter = filter.map(|f| parser.parse_query(f).unwrap());
+        time(&queries, |q| {
+            hybrid::search(
+                &index,
+                &searcher,
+                &hybrid::Request {
+                    code: Some(q),
+                    text: Some(text.box_clone()),
+                    filter: filter.as_ref().map(|f| f.box_clone()),
+                    k: 10,
+                    mode,
+                    strategy,
+                    ..Default::default()
+                },
+            )
+            .unwrap()
+        })
+    };
+    let forty = Some("sel:[0 TO 399]");
+    let hybrids = [
+        ("filter mode", Mode::Filter, forty, FilterStrategy::Auto),
+        (
+            "filter mode, allow-list forced",
+            Mode::Filter,
+            forty,
+            FilterStrategy::AllowList,
+        ),
+        ("rrf", Mode::Rrf, forty, FilterStrategy::Auto),
+        (
+            "rrf, allow-list forced",
+            Mode::Rrf,
+            forty,
+            FilterStrategy::AllowList,
+        ),
+        ("rrf, no filter", Mode::Rrf, None, FilterStrategy::Auto),
+        (
+            "weighted 0.5",
+            Mode::Weighted(0.5),
+            forty,
+            FilterStrategy::Auto,
+        ),
+    ];
+    let mut hybrid_rows = Vec::new();
+    for (name, mode, filter, strategy) in hybrids {
+        let (p50, p99) = hybrid_row(mode, filter, strategy);
+        hybrid_rows.push(json!({"row": name, "p50_ms": p50, "p99_ms": p99}));
     }
-    let (rrf_p50, rrf_p99) = time(&queries, |q| {
-        hybrid::search(
-            &index,
-            &searcher,
-            &hybrid::Request {
-                code: Some(q),
-                text: Some(parser.parse_query("exudates").unwrap()),
-                filter: None,
-                k: 10,
-                radius: None,
-                mode: Mode::Rrf,
-            },
-        )
-        .unwrap()
+    // Radius 8: the field's HammingQuery through tantivy, and the engine.
+    let (radius_p50, radius_p99) = time(&queries, |q| {
+        let query = index.hamming_query(*q, 8).unwrap();
+        searcher.search(&query, &tantivy::collector::Count).unwrap()
+    });
+    let (engine_radius_p50, engine_radius_p99) = time(&queries, |q| {
+        engine.range(q, 8, &SearchOptions::default()).unwrap().len()
     });
     // (b) what a tantivy user writes without the plugin.
     let (naive_p50, naive_p99) = time(&queries, |q| {
@@ -219,24 +345,72 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "engine_knn10": {"p50_ms": engine_p50, "p99_ms": engine_p99},
         "field_knn10": {"p50_ms": img_p50, "p99_ms": img_p99},
         "field_filtered_knn10": filtered,
-        "field_rrf_knn10": {"p50_ms": rrf_p50, "p99_ms": rrf_p99},
+        "text_only_common": {"p50_ms": common.0, "p99_ms": common.1},
+        "text_only_rare": {"p50_ms": rare.0, "p99_ms": rare.1},
+        "hybrid_40pct_word_40pct_filter": hybrid_rows,
+        "engine_range8": {"p50_ms": engine_radius_p50, "p99_ms": engine_radius_p99},
+        "field_range8": {"p50_ms": radius_p50, "p99_ms": radius_p99},
         "naive_fastfield_scan_knn10": {"p50_ms": naive_p50, "p99_ms": naive_p99},
     });
-    println!("\n# index benchmark: {n} docs in {segments} segments, 64-bit clustered codes, {nq} queries, k=10\n");
-    println!("| query | p50 ms | p99 ms |\n|---|---|---|");
-    println!("| mih engine alone (one table) | {engine_p50:.4} | {engine_p99:.4} |");
-    println!("| binary_hash field, image only | {img_p50:.4} | {img_p99:.4} |");
+    println!("\n# index benchmark: {n} docs in {segments} segments, 64-bit clustered codes, {nq} queries, k=10, one thread\n");
+    println!("| query | p50 ms | p99 ms | / image only (p50) |\n|---|---|---|---|");
+    let row = |name: &str, p50: f64, p99: f64| {
+        println!("| {name} | {p50:.4} | {p99:.4} | {:.2}x |", p50 / img_p50);
+    };
+    row("mih engine alone (one table)", engine_p50, engine_p99);
+    row("binary_hash field, image only", img_p50, img_p99);
     for f in &filtered {
-        println!(
-            "| field, image + filter {}% | {:.4} | {:.4} |",
-            f["selectivity_pct"],
+        let pct = f["selectivity_pct"].as_f64().unwrap();
+        row(
+            &format!(
+                "image + filter {pct}%{} (chosen: {})",
+                f["note"].as_str().unwrap(),
+                f["chosen"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|c| c.as_str().unwrap())
+                    .collect::<Vec<_>>()
+                    .join(",")
+            ),
             f["p50_ms"].as_f64().unwrap(),
-            f["p99_ms"].as_f64().unwrap()
+            f["p99_ms"].as_f64().unwrap(),
+        );
+        row(
+            &format!(
+                "image + filter {pct}%{}, allow-list forced",
+                f["note"].as_str().unwrap()
+            ),
+            f["allow_list_p50_ms"].as_f64().unwrap(),
+            f["allow_list_p99_ms"].as_f64().unwrap(),
         );
     }
-    println!("| field, hybrid rrf (text \"exudates\") | {rrf_p50:.4} | {rrf_p99:.4} |");
-    println!(
-        "| u64 fast field + scoring collector (no plugin) | {naive_p50:.4} | {naive_p99:.4} |"
+    row("text only, common word (40 %)", common.0, common.1);
+    row("text only, rare word (0.01 %)", rare.0, rare.1);
+    for h in &hybrid_rows {
+        row(
+            &format!(
+                "hybrid {} (word 40 %, filter 40 %)",
+                h["row"].as_str().unwrap()
+            ),
+            h["p50_ms"].as_f64().unwrap(),
+            h["p99_ms"].as_f64().unwrap(),
+        );
+    }
+    row(
+        "radius 8: mih engine alone",
+        engine_radius_p50,
+        engine_radius_p99,
+    );
+    row(
+        "radius 8: field HammingQuery + Count",
+        radius_p50,
+        radius_p99,
+    );
+    row(
+        "u64 fast field + scoring collector (no plugin)",
+        naive_p50,
+        naive_p99,
     );
     println!(
         "\nfield / engine (image only, p50): {:.2}x; no-plugin scan / field: {:.1}x",

@@ -32,6 +32,9 @@ pub struct SearchQuery {
     pub k: usize,
     pub radius: Option<u32>,
     pub mode: Option<Mode>,
+    /// Fusion modes: how deep each ranking is taken (default
+    /// [`hybrid::default_depth`]).
+    pub depth: Option<usize>,
 }
 
 /// One result as the CLI's `--json` and the HTTP API print it.
@@ -113,6 +116,15 @@ pub fn search(
     searcher: &Searcher,
     q: &SearchQuery,
 ) -> Result<Vec<HitJson>, SearchError> {
+    Ok(search_explained(store, searcher, q)?.0)
+}
+
+/// [`search`], with what each side of the search did in each segment.
+pub fn search_explained(
+    store: &Store,
+    searcher: &Searcher,
+    q: &SearchQuery,
+) -> Result<(Vec<HitJson>, hybrid::Explain), SearchError> {
     let code = match (&q.code, &q.like) {
         (Some(c), None) => {
             store.index.field().check(c)?;
@@ -135,7 +147,7 @@ pub fn search(
         .as_deref()
         .map(|t| parse(store, t, indexed_fields(store), QueryPart::Filter))
         .transpose()?;
-    let hits = hybrid::search(
+    let (hits, explain) = hybrid::search_explained(
         &store.index,
         searcher,
         &hybrid::Request {
@@ -145,9 +157,15 @@ pub fn search(
             k: q.k,
             radius: q.radius,
             mode: q.mode.unwrap_or(Mode::Filter),
+            depth: q.depth,
+            ..Default::default()
         },
     )?;
-    hits.iter().map(|h| hit_json(store, searcher, h)).collect()
+    let hits = hits
+        .iter()
+        .map(|h| hit_json(store, searcher, h))
+        .collect::<Result<_, _>>()?;
+    Ok((hits, explain))
 }
 
 fn text_fields(store: &Store) -> Vec<tantivy::schema::Field> {

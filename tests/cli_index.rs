@@ -160,6 +160,45 @@ fn init_ingest_search_info() {
             );
         }
     }
+    // --explain: how the filter was applied in each segment, and the depth.
+    let res = json_of(&ash(&[
+        "search",
+        idx,
+        "--code",
+        &q.to_hex(),
+        "--text",
+        "exudates",
+        "--filter",
+        "grade:[2 TO 4]",
+        "--mode",
+        "rrf",
+        "--depth",
+        "7",
+        "-k",
+        "5",
+        "--explain",
+        "--json",
+    ]));
+    assert_eq!(res["explain"]["depth"], 7);
+    for plan in res["explain"]["image"].as_array().unwrap() {
+        assert!(
+            plan["strategy"].is_string() && plan["share"].is_number(),
+            "{plan}"
+        );
+    }
+    for depth in ["0", "4"] {
+        let out = ash(&[
+            "search",
+            idx,
+            "--code",
+            &q.to_hex(),
+            "-k",
+            "5",
+            "--depth",
+            depth,
+        ]);
+        assert_eq!(out.status.code(), Some(2), "--depth {depth}");
+    }
     let res = json_of(&ash(&[
         "search", idx, "--text", "exudates", "-k", "1000", "--json",
     ]));

@@ -6,12 +6,13 @@ use std::collections::BTreeMap;
 
 use ash_search::code::BinaryCode;
 use ash_search::index::hybrid::{self, Mode};
-use ash_search::index::knn::{knn, KnnRequest};
+use ash_search::index::knn::{knn, knn_explained, KnnRequest};
+use ash_search::index::restrict::FilterStrategy;
 use ash_search::index::{add_hash_field, HashField, HashIndex};
 use ash_search::synth::{generate, Spread};
 use tantivy::collector::TopDocs;
 use tantivy::indexer::NoMergePolicy;
-use tantivy::query::{BooleanQuery, Occur, Query, QueryParser, TermQuery};
+use tantivy::query::{BooleanQuery, ConstScoreQuery, Occur, Query, QueryParser, TermQuery};
 use tantivy::schema::{
     Field, IndexRecordOption, Schema, Value, FAST, INDEXED, STORED, STRING, TEXT,
 };
@@ -129,11 +130,18 @@ fn filter_for(index: &HashIndex, f: &Fields, per_mille: i64) -> Option<Box<dyn Q
     }
 }
 
+const STRATEGIES: [FilterStrategy; 3] = [
+    FilterStrategy::Auto,
+    FilterStrategy::AllowList,
+    FilterStrategy::Candidates,
+];
+
 fn check_all(index: &HashIndex, f: &Fields, model: &Model, queries: &[BinaryCode]) {
     index.reload().unwrap();
     let searcher = index.reader().searcher();
+    let parser = QueryParser::for_index(index.index(), vec![f.report]);
     for q in queries {
-        for per_mille in [0i64, 1, 100, 1000] {
+        for per_mille in [0i64, 1, 100, 900, 1000] {
             let filter = filter_for(index, f, per_mille);
             let keep = move |sel: i64| {
                 per_mille == 1000
@@ -141,14 +149,38 @@ fn check_all(index: &HashIndex, f: &Fields, model: &Model, queries: &[BinaryCode
                     || (per_mille > 1 && sel < per_mille)
             };
             let all = brute(model, q, &keep);
-            for k in [1usize, 10, 50, model.len() + 5] {
-                let hits = knn(
+            let with_text = brute(model, q, &|sel| keep(sel) && sel % 7 == 0);
+            for strategy in STRATEGIES {
+                for k in [1usize, 10, 50, model.len() + 5] {
+                    let hits = knn(
+                        index,
+                        &searcher,
+                        q,
+                        &KnnRequest {
+                            k,
+                            filter: filter.as_deref(),
+                            strategy,
+                            ..Default::default()
+                        },
+                    )
+                    .unwrap();
+                    let got: Vec<(u32, String)> = hits
+                        .iter()
+                        .map(|h| (h.distance.unwrap(), id_of(&searcher, f, h.address)))
+                        .collect();
+                    let what = format!("knn k={k} filter={per_mille} {strategy:?}");
+                    assert_same_topk(&got, &all, k, &what);
+                }
+                // Text restricts too (filter mode): both are checked.
+                let hits = hybrid::search(
                     index,
                     &searcher,
-                    q,
-                    &KnnRequest {
-                        k,
-                        filter: filter.as_deref(),
+                    &hybrid::Request {
+                        code: Some(q),
+                        text: Some(parser.parse_query("exudates").unwrap()),
+                        filter: filter.as_ref().map(|b| b.box_clone()),
+                        k: 10,
+                        strategy,
                         ..Default::default()
                     },
                 )
@@ -157,7 +189,9 @@ fn check_all(index: &HashIndex, f: &Fields, model: &Model, queries: &[BinaryCode
                     .iter()
                     .map(|h| (h.distance.unwrap(), id_of(&searcher, f, h.address)))
                     .collect();
-                assert_same_topk(&got, &all, k, &format!("knn k={k} filter={per_mille}"));
+                let what = format!("text+filter={per_mille} {strategy:?}");
+                assert_same_topk(&got, &with_text, 10, &what);
+                check_text_ranking(index, &searcher, &parser, filter.as_deref(), strategy);
             }
         }
         // Radius query, alone and inside a BooleanQuery with a term query.
@@ -195,6 +229,48 @@ fn check_all(index: &HashIndex, f: &Fields, model: &Model, queries: &[BinaryCode
             assert_eq!(n, want.iter().filter(|(_, id)| model[id].1 == 7).count());
         }
     }
+}
+
+/// The text ranking under a filter, by each strategy, against tantivy's
+/// own `TopDocs` over text AND filter (the filter scoring 0).
+fn check_text_ranking(
+    index: &HashIndex,
+    searcher: &Searcher,
+    parser: &QueryParser,
+    filter: Option<&dyn Query>,
+    strategy: FilterStrategy,
+) {
+    let text = parser.parse_query("exudates macula").unwrap();
+    let reference: Box<dyn Query> = match filter {
+        Some(fq) => Box::new(BooleanQuery::new(vec![
+            (Occur::Must, text.box_clone()),
+            (
+                Occur::Must,
+                Box::new(ConstScoreQuery::new(fq.box_clone(), 0.0)),
+            ),
+        ])),
+        None => text.box_clone(),
+    };
+    let want = searcher
+        .search(
+            reference.as_ref(),
+            &TopDocs::with_limit(30).order_by_score(),
+        )
+        .unwrap();
+    let got = hybrid::search(
+        index,
+        searcher,
+        &hybrid::Request {
+            text: Some(text),
+            filter: filter.map(|q| q.box_clone()),
+            k: 30,
+            strategy,
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    let got: Vec<(f32, tantivy::DocAddress)> = got.iter().map(|h| (h.score, h.address)).collect();
+    assert_eq!(got, want, "text ranking, {strategy:?}");
 }
 
 /// A plain k-NN request: no filter, no text, no radius.
@@ -384,10 +460,9 @@ fn hybrid_modes_rank_as_documented() {
         let req = hybrid::Request {
             code,
             text: Some(text()),
-            filter: None,
             k,
-            radius: None,
             mode,
+            ..Default::default()
         };
         hybrid::search(&index, &searcher, &req).unwrap()
     };
@@ -584,4 +659,94 @@ fn explain_boost_cache_and_sorting_refusal() {
         .expect("sorted index refused")
         .to_string();
     assert!(err.contains("index sorting"), "{err}");
+}
+
+#[test]
+fn the_filter_strategy_follows_the_share_and_explain_shows_it() {
+    let (schema, f) = schema();
+    let index = HashIndex::create_in_ram(schema).unwrap();
+    let mut w: IndexWriter = index.writer_with_threads(1);
+    let mut model = Model::new();
+    for (i, c) in codes(60_000, 8).iter().enumerate() {
+        upsert(
+            &mut w,
+            &f,
+            &mut model,
+            &format!("s{i}"),
+            Some(*c),
+            (i % 1000) as i64,
+        );
+    }
+    w.commit().unwrap();
+    w.wait_merging_threads().unwrap();
+    index.reload().unwrap();
+    let searcher = index.reader().searcher();
+    assert_eq!(searcher.segment_readers().len(), 1);
+    let q = codes(1, 9)[0];
+    // (filter, share kept, strategy auto must pick)
+    for (per_mille, want) in [
+        (1, FilterStrategy::AllowList),
+        (900, FilterStrategy::Candidates),
+    ] {
+        let filter = filter_for(&index, &f, per_mille).unwrap();
+        let (hits, plans) = knn_explained(
+            &index,
+            &searcher,
+            &q,
+            &KnnRequest {
+                k: 10,
+                filter: Some(filter.as_ref()),
+                ..Default::default()
+            },
+        )
+        .unwrap();
+        assert_eq!(plans.len(), 1);
+        assert_eq!(plans[0].strategy, Some(want), "filter {per_mille}‰");
+        let share = plans[0].share.unwrap();
+        let truth = per_mille as f64 / 1000.0;
+        assert!(
+            share > truth / 3.0 && share < (truth * 3.0).min(1.01),
+            "estimated share {share} for {truth}"
+        );
+        if want == FilterStrategy::Candidates {
+            // One round sufficed and met far fewer codes than the filter keeps.
+            assert_eq!(plans[0].rounds, 1);
+            assert!(plans[0].depth < 100, "depth {}", plans[0].depth);
+        }
+        let keep = |sel: i64| if per_mille == 1 { sel == 7 } else { sel < 900 };
+        let got: Vec<(u32, String)> = hits
+            .iter()
+            .map(|h| (h.distance.unwrap(), id_of(&searcher, &f, h.address)))
+            .collect();
+        assert_same_topk(&got, &brute(&model, &q, &keep), 10, "explained");
+    }
+    // A filter whose matches all lie far from the query makes the
+    // candidates strategy go deeper, or give up for an allow-list, and
+    // still answer exactly.
+    let far = brute(&model, &q, &|_| true);
+    let far_id = &far.last().unwrap().1;
+    let far_sel = model[far_id].1;
+    let filter = filter_for(&index, &f, 1000).unwrap_or_else(|| {
+        QueryParser::for_index(index.index(), vec![f.sel])
+            .parse_query(&format!("sel:{far_sel}"))
+            .unwrap()
+    });
+    let (hits, plans) = knn_explained(
+        &index,
+        &searcher,
+        &q,
+        &KnnRequest {
+            k: 3,
+            filter: Some(filter.as_ref()),
+            strategy: FilterStrategy::Candidates,
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    let got: Vec<(u32, String)> = hits
+        .iter()
+        .map(|h| (h.distance.unwrap(), id_of(&searcher, &f, h.address)))
+        .collect();
+    assert_same_topk(&got, &brute(&model, &q, &|s| s == far_sel), 3, "far filter");
+    assert!(plans[0].rounds > 1 || plans[0].fell_back, "{plans:?}");
 }

@@ -87,6 +87,27 @@ fn every_endpoint_and_every_refusal() {
         .all(|h| h["fields"]["report"].as_str().unwrap().contains("exudates")));
     let (st, res) = s.search(json!({"like": "case-02", "text": "exudates", "mode": "rrf", "k": 4}));
     assert_eq!((st, res["hits"].as_array().unwrap().len()), (200, 4));
+    assert!(res.get("explain").is_none(), "explain only when asked");
+    // Asked: the fusion depth, and per segment how the filter was applied.
+    let (st, res) = s.search(json!({
+        "like": "case-02", "text": "exudates", "mode": "rrf", "k": 4, "depth": 9,
+        "filter": "grade:[1 TO 4]", "explain": true
+    }));
+    assert_eq!(st, 200);
+    assert_eq!(res["explain"]["depth"], 9);
+    let image = res["explain"]["image"].as_array().unwrap();
+    assert!(!image.is_empty());
+    for plan in image {
+        assert!(
+            ["allow-list", "candidates"].contains(&plan["strategy"].as_str().unwrap()),
+            "{plan}"
+        );
+        assert!(
+            (0.0..=1.0).contains(&plan["share"].as_f64().unwrap()),
+            "{plan}"
+        );
+    }
+    assert!(!res["explain"]["text"].as_array().unwrap().is_empty());
 
     // Bad searches: 4xx JSON errors.
     for (body, status, needle) in [
@@ -96,6 +117,17 @@ fn every_endpoint_and_every_refusal() {
         (json!({"like": "case-01", "k": 0}), 400, "k must be"),
         (json!({"like": "case-01", "k": 51}), 400, "k must be"),
         (json!({"like": "case-01", "mode": "best"}), 400, "mode"),
+        (json!({"like": "case-01", "depth": 0}), 400, "depth must be"),
+        (
+            json!({"like": "case-01", "depth": 501}),
+            400,
+            "depth must be",
+        ),
+        (
+            json!({"like": "case-01", "k": 5, "depth": 4}),
+            400,
+            "at least k",
+        ),
         (
             json!({"like": "case-01", "mode": "weighted", "weight": 2.0}),
             400,

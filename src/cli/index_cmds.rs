@@ -125,6 +125,14 @@ pub struct SearchArgs {
     /// Image weight of `--mode weighted`, in [0, 1].
     #[arg(long, default_value_t = 0.5)]
     weight: f32,
+    /// `rrf` and `weighted`: how deep each ranking is taken [default: 5 × k, at least 50].
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    depth: Option<u32>,
+    /// Also say, per segment, how the filter was applied (allow-list or
+    /// checked candidates), the filter's estimated share and the fusion
+    /// depth; with --json as an "explain" object.
+    #[arg(long)]
+    explain: bool,
     /// {"hits": [{"id", "distance", "score", "fields"}], "took_ms"}.
     #[arg(long)]
     json: bool,
@@ -295,6 +303,9 @@ pub fn search(args: SearchArgs) -> Result<ExitCode, CliError> {
             return Err(format!("--weight {} is not in [0, 1]", args.weight).into())
         }
     };
+    if let Some(d) = args.depth.filter(|d| (*d as usize) < args.k) {
+        return Err(format!("--depth {d} must be at least -k ({})", args.k).into());
+    }
     let query = SearchQuery {
         code,
         like: args.like.clone(),
@@ -303,23 +314,33 @@ pub fn search(args: SearchArgs) -> Result<ExitCode, CliError> {
         k: args.k,
         radius: args.radius,
         mode: Some(mode),
+        depth: args.depth.map(|d| d as usize),
     };
     // The message names the option the problem is in, by the error's type.
-    let hits = ash_search::search::search(&store, &searcher, &query).map_err(|e| match &e {
-        SearchError::UnknownId(id) | SearchError::NoCode(id) => format!("--like {id:?}: {e}"),
-        SearchError::Query { .. } => format!("--{e}"),
-        _ => e.to_string(),
-    })?;
+    let (hits, explain) =
+        ash_search::search::search_explained(&store, &searcher, &query).map_err(|e| match &e {
+            SearchError::UnknownId(id) | SearchError::NoCode(id) => format!("--like {id:?}: {e}"),
+            SearchError::Query { .. } => format!("--{e}"),
+            _ => e.to_string(),
+        })?;
     let took_ms = started.elapsed().as_secs_f64() * 1e3;
     let rows: Vec<serde_json::Value> = hits
         .iter()
         .map(|h| serde_json::to_value(h).expect("hits serialise"))
         .collect();
+    let explain = serde_json::to_value(&explain).expect("plans serialise");
     if args.json {
-        out!("{}", serde_json::json!({"hits": rows, "took_ms": took_ms}))?;
+        let mut v = serde_json::json!({"hits": rows, "took_ms": took_ms});
+        if args.explain {
+            v["explain"] = explain;
+        }
+        out!("{v}")?;
     } else {
         print_table(&rows)?;
         say!("{} hits in {took_ms:.2} ms", rows.len());
+        if args.explain {
+            say!("explain: {explain}");
+        }
     }
     Ok(ExitCode::SUCCESS)
 }

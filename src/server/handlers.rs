@@ -167,6 +167,8 @@ pub struct SearchBody {
     radius: Option<u32>,
     mode: Option<String>,
     weight: Option<f32>,
+    depth: Option<usize>,
+    explain: Option<bool>,
 }
 
 pub async fn search(State(app): State<Arc<App>>, req: Request) -> Result<Json<Value>, ApiError> {
@@ -250,10 +252,12 @@ async fn read_multipart(mut form: Multipart) -> Result<(SearchBody, Option<Bytes
         radius: number("radius")?.map(|v| v as u32),
         mode: fields.get("mode").cloned(),
         weight: number("weight")?.map(|v| v as f32),
+        depth: number("depth")?.map(|v| v as usize),
+        explain: fields.get("explain").map(|v| v == "true"),
     };
     if let Some(unknown) = fields.keys().find(|k| {
         ![
-            "code", "like", "text", "filter", "k", "radius", "mode", "weight",
+            "code", "like", "text", "filter", "k", "radius", "mode", "weight", "depth", "explain",
         ]
         .contains(&k.as_str())
     }) {
@@ -290,6 +294,17 @@ fn run_search(app: &App, body: SearchBody, image: Option<Bytes>) -> Result<Value
             )))
         }
     };
+    let max_depth = app.config.max_k.saturating_mul(10);
+    if let Some(d) = body.depth.filter(|d| *d == 0 || *d > max_depth) {
+        return Err(ApiError::bad_request(format!(
+            "depth must be 1 to {max_depth} (10 × max_k), got {d}"
+        )));
+    }
+    if let Some(d) = body.depth.filter(|d| *d < k) {
+        return Err(ApiError::bad_request(format!(
+            "depth must be at least k ({k}), got {d}"
+        )));
+    }
     let given = [image.is_some(), body.code.is_some(), body.like.is_some()];
     if given.iter().filter(|g| **g).count() > 1 {
         return Err(ApiError::bad_request(
@@ -348,8 +363,9 @@ fn run_search(app: &App, body: SearchBody, image: Option<Bytes>) -> Result<Value
         k,
         radius: body.radius,
         mode: Some(mode),
+        depth: body.depth,
     };
-    let hits = search::search(&app.store, &searcher, &query)?;
+    let (hits, explain) = search::search_explained(&app.store, &searcher, &query)?;
     let hits: Vec<Value> = hits
         .into_iter()
         .map(|mut h| {
@@ -361,14 +377,18 @@ fn run_search(app: &App, body: SearchBody, image: Option<Bytes>) -> Result<Value
             v
         })
         .collect();
-    Ok(json!({
+    let mut out = json!({
         "hits": hits,
         "query": {
             "code": code.map(|c| c.to_hex()),
             "bits": app.store.config.hash.bits,
             "attention": attention.map(|a| json!({"height": a.height, "width": a.width, "values": a.values})),
         },
-    }))
+    });
+    if body.explain == Some(true) {
+        out["explain"] = serde_json::to_value(&explain).expect("plans serialise");
+    }
+    Ok(out)
 }
 
 /// The URLs that serve a document's image, which stand in for its stored

@@ -6,19 +6,31 @@
 //!   - `Filter`: text and filter restrict, Hamming distance ranks, BM25
 //!     breaks ties;
 //!   - `Rrf`: reciprocal rank fusion, Σ 1/(60 + rank), of the BM25 ranking
-//!     and the Hamming ranking, each taken `depth` deep;
+//!     and the Hamming ranking, each taken [`Request::depth`] deep;
 //!   - `Weighted(w)`: w · (1 − d/bits) + (1 − w) · BM25 / max BM25 over the
-//!     union of both rankings (a doc missing from one side is scored exactly
-//!     on it: its distance is read from the segment, its BM25 by seeking
-//!     the text scorer; no code counts as similarity 0).
+//!     union of both rankings' top `depth` (a doc found on one side only is
+//!     scored exactly on the other: its distance is read from the segment,
+//!     its BM25 by seeking the text scorer; no code counts as similarity 0).
+//!
+//! Fusion sees only the top `depth` of each side: a doc below that depth on
+//! both sides is never returned, even where its fused score would rank it.
+//! Each side is exact within its depth.
+//!
+//! A filter on the text ranking is applied per segment like the Hamming
+//! side's ([`crate::restrict`]): it is checked on each doc the text
+//! query's block-max WAND offers, so the ranking keeps its pruning; when
+//! so few pass that this costs more than collecting the filter, the
+//! filter's matches are collected and each is scored instead.
 
-use std::collections::HashMap;
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap};
 
 use tantivy::collector::TopDocs;
-use tantivy::query::{BooleanQuery, EnableScoring, Occur, Query};
-use tantivy::{DocAddress, Score, Searcher};
+use tantivy::query::{EnableScoring, Query, Weight};
+use tantivy::{DocAddress, DocSet, Score, Searcher, SegmentReader};
 
-use super::knn::{knn, scores_of, KnnRequest};
+use super::knn::{knn_explained, scores_of, KnnRequest, SegmentPlan};
+use super::restrict::{FilterStrategy, Membership, Restriction, SMALL_SEGMENT};
 use super::{HashIndex, Hit, IndexError};
 use ash_mih::code::BinaryCode;
 
@@ -26,9 +38,10 @@ use ash_mih::code::BinaryCode;
 pub const RRF_K: f32 = 60.0;
 
 /// How text and image similarity combine.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
 pub enum Mode {
     /// Text and filter restrict; Hamming distance ranks; BM25 breaks ties.
+    #[default]
     Filter,
     /// Reciprocal rank fusion of the BM25 and the Hamming rankings.
     Rrf,
@@ -37,6 +50,7 @@ pub enum Mode {
 }
 
 /// A search request.
+#[derive(Default)]
 pub struct Request<'a> {
     /// The query code, for the Hamming ranking.
     pub code: Option<&'a BinaryCode>,
@@ -50,11 +64,49 @@ pub struct Request<'a> {
     pub radius: Option<u32>,
     /// How the two rankings combine when both are asked.
     pub mode: Mode,
+    /// Fusion modes: how deep each ranking is taken; `None` is
+    /// [`default_depth`].
+    pub depth: Option<usize>,
+    /// How the filter is applied; `Auto` chooses per segment by cost.
+    pub strategy: FilterStrategy,
 }
 
-/// How deep each ranking is taken for fusion.
-fn depth(k: usize) -> usize {
-    (k * 10).max(100)
+/// The fusion depth when none is asked: 5 × k, at least 50.
+pub fn default_depth(k: usize) -> usize {
+    k.saturating_mul(5).max(50)
+}
+
+/// What the text ranking did in one segment.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct TextPlan {
+    /// The segment's ordinal in the searcher.
+    pub segment: u32,
+    /// Its docs, deleted ones included.
+    pub docs: u32,
+    /// The share the filter keeps: of the segment (allow-list), or of
+    /// the docs the text query offered (candidates; `None` when it
+    /// offered too few to tell).
+    pub share: Option<f64>,
+    /// `allow-list`: each of the filter's matches was scored;
+    /// `candidates`: the filter was checked on each doc the text query's
+    /// pruning offered.
+    pub strategy: FilterStrategy,
+    /// True when candidates gave way to the allow-list.
+    pub fell_back: bool,
+    /// True when an earlier search's share for this filter and segment
+    /// chose where to start.
+    pub remembered: bool,
+}
+
+/// What a search did, per side and segment.
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize)]
+pub struct Explain {
+    /// The Hamming side, per segment in search order.
+    pub image: Vec<SegmentPlan>,
+    /// The text side, per segment, when a filter restricted it.
+    pub text: Vec<TextPlan>,
+    /// The fusion depth, in the fusion modes.
+    pub depth: Option<usize>,
 }
 
 /// Runs `req`: exact k-NN, BM25, or both combined by its [`Mode`].
@@ -88,6 +140,7 @@ fn depth(k: usize) -> usize {
 ///     k: 5,
 ///     radius: None,
 ///     mode: Mode::Filter,
+///     ..Default::default()
 /// }).unwrap();
 /// // Text restricts, distance ranks: the two "exudates" reports, nearest first.
 /// assert_eq!(hits.iter().map(|h| h.distance).collect::<Vec<_>>(), [Some(0), Some(8)]);
@@ -97,53 +150,251 @@ pub fn search(
     searcher: &Searcher,
     req: &Request,
 ) -> Result<Vec<Hit>, IndexError> {
-    match (req.code, req.text.as_deref()) {
-        (None, None) => Err(IndexError::EmptySearch),
-        (None, Some(text)) => text_ranking(searcher, text, req.filter.as_deref(), req.k).map(|v| {
-            v.into_iter()
-                .map(|(score, address)| Hit {
-                    address,
-                    distance: None,
-                    text_score: Some(score),
-                    score,
-                })
-                .collect()
-        }),
+    Ok(search_explained(index, searcher, req)?.0)
+}
+
+/// [`search`], with what each side did in each segment.
+pub fn search_explained(
+    index: &HashIndex,
+    searcher: &Searcher,
+    req: &Request,
+) -> Result<(Vec<Hit>, Explain), IndexError> {
+    let mut explain = Explain::default();
+    let hits = match (req.code, req.text.as_deref()) {
+        (None, None) => return Err(IndexError::EmptySearch),
+        (None, Some(text)) => text_ranking(index, searcher, text, req, req.k, &mut explain)?
+            .into_iter()
+            .map(|(score, address)| Hit {
+                address,
+                distance: None,
+                text_score: Some(score),
+                score,
+            })
+            .collect(),
         (Some(code), Some(text)) if req.mode != Mode::Filter => {
-            fuse(index, searcher, code, text, req)
+            fuse(index, searcher, code, text, req, &mut explain)?
         }
-        (Some(code), text) => knn(
-            index,
-            searcher,
-            code,
-            &KnnRequest {
-                k: req.k,
-                filter: req.filter.as_deref(),
-                text,
-                max_distance: req.radius,
-            },
-        ),
+        (Some(code), text) => {
+            let (hits, plans) = knn_explained(
+                index,
+                searcher,
+                code,
+                &KnnRequest {
+                    k: req.k,
+                    filter: req.filter.as_deref(),
+                    text,
+                    max_distance: req.radius,
+                    strategy: req.strategy,
+                },
+            )?;
+            explain.image = plans;
+            hits
+        }
+    };
+    Ok((hits, explain))
+}
+
+/// The top `n` docs of `text` restricted by the request's filter, BM25
+/// first, ties to the lower address (tantivy's `TopDocs` order).
+fn text_ranking(
+    index: &HashIndex,
+    searcher: &Searcher,
+    text: &dyn Query,
+    req: &Request,
+    n: usize,
+    explain: &mut Explain,
+) -> Result<Vec<(Score, DocAddress)>, IndexError> {
+    let n = n.max(1);
+    let Some(filter) = req.filter.as_deref() else {
+        return Ok(searcher.search(text, &TopDocs::with_limit(n).order_by_score())?);
+    };
+    let text_w = text.weight(EnableScoring::enabled_from_searcher(searcher))?;
+    let restriction = Restriction::filter(filter, searcher, index.collect_schema())?;
+    let key = format!("text {filter:?}");
+    let mut top = TopN::new(n);
+    for (ord, reader) in searcher.segment_readers().iter().enumerate() {
+        let docs = reader.max_doc();
+        let ord = ord as u32;
+        let id = reader.segment_id();
+        let remembered = index.shares().get(id, &key);
+        let start = match (req.strategy, remembered) {
+            (FilterStrategy::Auto, _) if docs <= SMALL_SEGMENT => FilterStrategy::AllowList,
+            (FilterStrategy::Auto, Some(share)) => text_start(share, docs, n),
+            (FilterStrategy::Auto, None) => FilterStrategy::Candidates,
+            (forced, _) => forced,
+        };
+        let mut plan = TextPlan {
+            segment: ord,
+            docs,
+            share: None,
+            strategy: start,
+            fell_back: false,
+            remembered: remembered.is_some(),
+        };
+        if start == FilterStrategy::Candidates {
+            let may_fall_back = req.strategy == FilterStrategy::Auto;
+            let done = offered_and_checked(
+                text_w.as_ref(),
+                &restriction,
+                reader,
+                ord,
+                &mut top,
+                may_fall_back,
+                &mut plan,
+            )?;
+            if !done {
+                // Gave way: this segment's entries are found again below.
+                top.heap
+                    .retain(|Reverse((_, Reverse(a)))| a.segment_ord != ord);
+                plan.fell_back = true;
+                plan.strategy = FilterStrategy::AllowList;
+            }
+        }
+        if plan.strategy == FilterStrategy::AllowList {
+            let allowed = restriction.collect(reader)?;
+            plan.share = Some(allowed.len() as f64 / docs.max(1) as f64);
+            let alive = reader.alive_bitset();
+            let mut scorer = text_w.scorer(reader, 1.0)?;
+            for doc in allowed.iter() {
+                if alive.is_some_and(|a| !a.is_alive(doc)) {
+                    continue;
+                }
+                if scorer.doc() <= doc && scorer.seek(doc) == doc {
+                    let score = scorer.score();
+                    if score > top.threshold() {
+                        top.push(score, DocAddress::new(ord, doc));
+                    }
+                }
+            }
+        }
+        if let Some(share) = plan.share {
+            index.shares().put(id, &key, share);
+        }
+        explain.text.push(plan);
+    }
+    Ok(top.into_sorted())
+}
+
+/// Cost of one doc offered by the text query and checked, and of one
+/// filter match collected and scored, in nanoseconds (the scale of
+/// [`crate::restrict::FilterCosts`]).
+const OFFERED_NS: f64 = 40.0;
+const COLLECTED_NS: f64 = 60.0;
+
+/// Where a text ranking with a remembered share starts: about n ÷ share
+/// docs are offered before n pass, against every match collected.
+fn text_start(share: f64, docs: u32, n: usize) -> FilterStrategy {
+    let offered = (n as f64 / share.max(1e-9)).min(docs as f64) * OFFERED_NS;
+    if share * docs as f64 * COLLECTED_NS <= offered {
+        FilterStrategy::AllowList
+    } else {
+        FilterStrategy::Candidates
     }
 }
 
-/// Top docs of `text` restricted by `filter`, BM25 first.
-fn text_ranking(
-    searcher: &Searcher,
-    text: &dyn Query,
-    filter: Option<&dyn Query>,
+/// Docs offered by the text query's pruning (block-max WAND for term
+/// queries), each checked against the filter, into `top`. With
+/// `may_fall_back`, it stops (returns false) once what it has spent
+/// passes what collecting the filter would cost, at the share of offered
+/// docs that passed.
+fn offered_and_checked(
+    text: &dyn Weight,
+    restriction: &Restriction,
+    reader: &SegmentReader,
+    ord: u32,
+    top: &mut TopN,
+    may_fall_back: bool,
+    plan: &mut TextPlan,
+) -> tantivy::Result<bool> {
+    let docs = reader.max_doc() as f64;
+    let alive = reader.alive_bitset();
+    let mut check = Membership::new(restriction.weight(), reader)?;
+    let (mut offered, mut passed, mut gave_way) = (0u64, 0u64, false);
+    text.for_each_pruning(top.threshold(), reader, &mut |doc, score| {
+        if gave_way {
+            return Score::MAX;
+        }
+        offered += 1;
+        if alive.is_none_or(|a| a.is_alive(doc)) && check.contains(doc) {
+            passed += 1;
+            if score > top.threshold() {
+                top.push(score, DocAddress::new(ord, doc));
+            }
+        }
+        if may_fall_back && offered >= 256 && offered % 64 == 0 {
+            let share = passed.max(1) as f64 / offered as f64;
+            if offered as f64 * OFFERED_NS > share * docs * COLLECTED_NS {
+                gave_way = true;
+                return Score::MAX;
+            }
+        }
+        top.threshold()
+    })?;
+    // Too few offered docs say nothing of the filter (a threshold from an
+    // earlier segment may prune them all).
+    plan.share = (offered >= 32).then(|| passed as f64 / offered as f64);
+    Ok(!gave_way)
+}
+
+/// The best `n` (score, address) pairs seen; among equal scores the lower
+/// address wins, as in tantivy's `TopDocs`.
+struct TopN {
     n: usize,
-) -> Result<Vec<(Score, DocAddress)>, IndexError> {
-    let query: Box<dyn Query> = match filter {
-        Some(f) => Box::new(BooleanQuery::new(vec![
-            (Occur::Must, text.box_clone()),
-            (Occur::Must, f.box_clone()),
-        ])),
-        None => text.box_clone(),
-    };
-    Ok(searcher.search(
-        query.as_ref(),
-        &TopDocs::with_limit(n.max(1)).order_by_score(),
-    )?)
+    /// A min-heap whose least entry is the lowest score and, among equal
+    /// scores, the highest address: the one to drop first.
+    heap: BinaryHeap<Reverse<(Ordered, Reverse<DocAddress>)>>,
+}
+
+/// A score ordered totally.
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct Ordered(Score);
+
+impl Eq for Ordered {}
+
+impl PartialOrd for Ordered {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for Ordered {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        self.0.total_cmp(&other.0)
+    }
+}
+
+impl TopN {
+    fn new(n: usize) -> Self {
+        Self {
+            n,
+            heap: BinaryHeap::with_capacity(n + 1),
+        }
+    }
+
+    /// Docs offered in address order enter only above this score.
+    fn threshold(&self) -> Score {
+        match self.heap.peek() {
+            Some(Reverse((s, _))) if self.heap.len() == self.n => s.0,
+            _ => Score::MIN,
+        }
+    }
+
+    fn push(&mut self, score: Score, address: DocAddress) {
+        self.heap.push(Reverse((Ordered(score), Reverse(address))));
+        if self.heap.len() > self.n {
+            self.heap.pop();
+        }
+    }
+
+    fn into_sorted(self) -> Vec<(Score, DocAddress)> {
+        let mut v: Vec<(Score, DocAddress)> = self
+            .heap
+            .into_iter()
+            .map(|Reverse((s, Reverse(a)))| (s.0, a))
+            .collect();
+        v.sort_by(|a, b| b.0.total_cmp(&a.0).then_with(|| a.1.cmp(&b.1)));
+        v
+    }
 }
 
 fn fuse(
@@ -152,10 +403,12 @@ fn fuse(
     code: &BinaryCode,
     text: &dyn Query,
     req: &Request,
+    explain: &mut Explain,
 ) -> Result<Vec<Hit>, IndexError> {
-    let n = depth(req.k);
+    let n = req.depth.unwrap_or_else(|| default_depth(req.k)).max(req.k);
+    explain.depth = Some(n);
     let bits = index.field().bits as f32;
-    let image = knn(
+    let (image, plans) = knn_explained(
         index,
         searcher,
         code,
@@ -164,9 +417,11 @@ fn fuse(
             filter: req.filter.as_deref(),
             text: None,
             max_distance: req.radius,
+            strategy: req.strategy,
         },
     )?;
-    let texts = text_ranking(searcher, text, req.filter.as_deref(), n)?;
+    explain.image = plans;
+    let texts = text_ranking(index, searcher, text, req, n, explain)?;
 
     #[derive(Default)]
     struct Candidate {

@@ -1,23 +1,30 @@
-//! Exact k-NN by Hamming distance over every segment, with a pre-filter.
+//! Exact k-NN by Hamming distance over every segment, restricted by a
+//! filter (and by the text query when the ranking needs text).
 //!
-//! Per segment, the filter (and the text query, when the ranking needs
-//! text) is evaluated into a `RoaringBitmap` allow-list, so the search is
-//! exact at any selectivity; deletes and docs without a code are excluded
-//! by the alive-set. Segments are searched in order with the current global
-//! k-th distance as their radius bound, so later segments do little work.
-//! The global order is (distance, text score descending when there is text,
-//! segment, doc).
+//! Segments are searched largest first, each with the current global k-th
+//! distance as its radius bound, so later segments do little work. In each
+//! segment the restriction is applied by the strategy [`crate::restrict`]
+//! picks by cost: an allow-list for selective filters, unfiltered
+//! candidates checked in doc order for broad ones; both are exact. Deleted
+//! docs and docs without a code are excluded inside the Hamming search.
+//! The global order is (distance, text score descending when there is
+//! text, segment, doc). [`knn_explained`] also says, per segment, what was
+//! done and why.
 
 use std::cmp::Ordering;
 
 use roaring::RoaringBitmap;
-use tantivy::query::{EnableScoring, Query, Weight};
+use tantivy::query::{Query, Weight};
 use tantivy::{DocAddress, DocId, DocSet, Score, Searcher, SegmentReader};
 
-use super::segment::Searchable;
+use super::restrict::{
+    first_depth, next_depth, start_with, FilterCosts, FilterStrategy, Restriction, ShareMemory,
+    SMALL_SEGMENT,
+};
+use super::segment::{Searchable, SegmentCodes};
 use super::{HashIndex, Hit, IndexError};
 use ash_mih::code::BinaryCode;
-use ash_mih::SearchOptions;
+use ash_mih::{SearchOptions, SearchStats};
 
 /// A candidate while segments are searched: it always has a distance.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -39,6 +46,35 @@ pub struct KnnRequest<'a> {
     pub text: Option<&'a dyn Query>,
     /// Ignore docs farther than this.
     pub max_distance: Option<u32>,
+    /// How the restriction is applied; `Auto` chooses per segment by cost.
+    pub strategy: FilterStrategy,
+}
+
+/// What the search did in one segment.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct SegmentPlan {
+    /// The segment's ordinal in the searcher.
+    pub segment: u32,
+    /// Its docs, deleted ones included.
+    pub docs: u32,
+    /// The share of docs the filter keeps: of the segment (allow-list),
+    /// or of the last round's candidates (`None` unfiltered).
+    pub share: Option<f64>,
+    /// The strategy that produced the hits (`None` unfiltered).
+    pub strategy: Option<FilterStrategy>,
+    /// Candidates strategy: unfiltered searches made (each deeper than
+    /// the last).
+    pub rounds: u32,
+    /// Candidates strategy: neighbours fetched by the last round.
+    pub depth: usize,
+    /// True when candidates gave way to an allow-list, going deeper
+    /// costing more than collecting the filter.
+    pub fell_back: bool,
+    /// True when an earlier search's share for this filter and segment
+    /// chose where to start.
+    pub remembered: bool,
+    /// What the Hamming search did (summed over rounds).
+    pub engine: SearchStats,
 }
 
 fn order(a: &Near, b: &Near) -> Ordering {
@@ -52,25 +88,6 @@ fn order(a: &Near, b: &Near) -> Ordering {
             (a.address.segment_ord, a.address.doc_id)
                 .cmp(&(b.address.segment_ord, b.address.doc_id))
         })
-}
-
-/// The docs of `reader` that match `weight`, as a bitmap (deletes included;
-/// the alive-set removes them later).
-pub fn matching_docs(
-    weight: &dyn Weight,
-    reader: &SegmentReader,
-) -> tantivy::Result<RoaringBitmap> {
-    // Collecting first and building from the sorted list is several times
-    // faster than inserting doc by doc.
-    let mut docs: Vec<DocId> = Vec::new();
-    weight.for_each_no_score(reader, &mut |block: &[DocId]| {
-        docs.extend_from_slice(block);
-    })?;
-    if !docs.is_sorted() {
-        docs.sort_unstable();
-        docs.dedup();
-    }
-    Ok(RoaringBitmap::from_sorted_iter(docs).unwrap_or_default())
 }
 
 /// BM25 scores of `docs` (ascending) under `weight`; 0 where a doc does not match.
@@ -100,20 +117,33 @@ pub fn knn(
     code: &BinaryCode,
     req: &KnnRequest,
 ) -> Result<Vec<Hit>, IndexError> {
+    Ok(knn_explained(index, searcher, code, req)?.0)
+}
+
+/// [`knn`], with what was done in each segment, in search order.
+pub fn knn_explained(
+    index: &HashIndex,
+    searcher: &Searcher,
+    code: &BinaryCode,
+    req: &KnnRequest,
+) -> Result<(Vec<Hit>, Vec<SegmentPlan>), IndexError> {
     let field = index.field();
     field.check(code)?;
     if req.k == 0 {
-        return Ok(Vec::new());
+        return Ok((Vec::new(), Vec::new()));
     }
-    let filter_w = req
-        .filter
-        .map(|q| q.weight(EnableScoring::disabled_from_searcher(searcher)))
-        .transpose()?;
-    let text_w = req
+    let mut restrictions = Vec::new();
+    if let Some(q) = req.filter {
+        restrictions.push(Restriction::filter(q, searcher, index.collect_schema())?);
+    }
+    let text = req
         .text
-        .map(|q| q.weight(EnableScoring::enabled_from_searcher(searcher)))
+        .map(|q| Restriction::scored(q, searcher))
         .transpose()?;
+    // What the share memory knows this restriction by.
+    let key = format!("knn {:?} {:?}", req.filter, req.text);
     let mut found: Vec<Near> = Vec::new();
+    let mut plans = Vec::new();
     let mut bound = req.max_distance.unwrap_or(field.bits as u32);
     // Largest segments first: they set a tight k-th distance early, which
     // bounds the radius of every later segment.
@@ -122,35 +152,23 @@ pub fn knn(
     order_by_size.sort_by_key(|(ord, r)| (std::cmp::Reverse(r.num_docs()), *ord));
     for (ord, reader) in order_by_size {
         let codes = index.codes(reader)?;
-        let mut allow: Option<RoaringBitmap> = None;
-        for w in filter_w.iter().chain(text_w.iter()) {
-            let docs = matching_docs(w.as_ref(), reader)?;
-            allow = Some(match allow {
-                Some(a) => a & docs,
-                None => docs,
-            });
-        }
-        let searchable = Searchable {
-            alive: reader.alive_bitset(),
-            none: &codes.none,
+        let all: Vec<&Restriction> = restrictions.iter().chain(text.iter()).collect();
+        let segment = SegmentSearch {
+            reader,
+            codes: &codes,
+            code,
+            k: req.k,
+            bound,
+            restrictions: &all,
+            ties: text.is_some(),
+            memory: index.shares(),
+            key: &key,
         };
-        let opts = SearchOptions {
-            allow: allow.as_ref(),
-            alive: Some(&searchable),
-            max_distance: Some(bound),
-            ..SearchOptions::default()
-        };
-        let mut hits = codes.table.knn(code, req.k, &opts)?;
-        if text_w.is_some() && hits.len() == req.k {
-            // Text scores break distance ties: take every doc at the k-th distance.
-            let last = hits[hits.len() - 1].distance;
-            hits = codes.table.range(code, last, &opts)?;
-        }
-        let mut docs: Vec<(DocId, u32)> = hits.iter().map(|h| (h.doc, h.distance)).collect();
-        docs.sort_unstable();
-        let scores = match &text_w {
-            Some(w) => Some(scores_of(
-                w.as_ref(),
+        let (docs, plan) = segment.run(ord as u32, req.strategy)?;
+        plans.push(plan);
+        let scores = match &text {
+            Some(t) => Some(scores_of(
+                t.weight(),
                 reader,
                 &docs.iter().map(|d| d.0).collect::<Vec<_>>(),
             )?),
@@ -173,7 +191,7 @@ pub fn knn(
     found.sort_by(order);
     found.truncate(req.k);
     let bits = field.bits as f32;
-    Ok(found
+    let hits = found
         .into_iter()
         .map(|n| Hit {
             address: n.address,
@@ -181,5 +199,195 @@ pub fn knn(
             text_score: n.text_score,
             score: 1.0 - n.distance as f32 / bits,
         })
-        .collect())
+        .collect();
+    Ok((hits, plans))
+}
+
+/// One segment's part of a k-NN.
+struct SegmentSearch<'a> {
+    reader: &'a SegmentReader,
+    codes: &'a SegmentCodes,
+    code: &'a BinaryCode,
+    k: usize,
+    bound: u32,
+    restrictions: &'a [&'a Restriction],
+    /// Every doc at the k-th distance is wanted (text breaks ties later).
+    ties: bool,
+    /// Shares seen by earlier searches, and this restriction's key there.
+    memory: &'a ShareMemory,
+    key: &'a str,
+}
+
+impl SegmentSearch<'_> {
+    /// The segment's hits as (doc, distance), ascending by doc, and its plan.
+    fn run(
+        &self,
+        ord: u32,
+        strategy: FilterStrategy,
+    ) -> Result<(Vec<(DocId, u32)>, SegmentPlan), IndexError> {
+        let docs = self.reader.max_doc();
+        let mut plan = SegmentPlan {
+            segment: ord,
+            docs,
+            share: None,
+            strategy: None,
+            rounds: 0,
+            depth: 0,
+            fell_back: false,
+            remembered: false,
+            engine: SearchStats::default(),
+        };
+        let mut hits = if self.restrictions.is_empty() {
+            self.allowed(None, &mut plan)?
+        } else {
+            let id = self.reader.segment_id();
+            let remembered = self.memory.get(id, self.key);
+            plan.remembered = remembered.is_some();
+            let start = match (strategy, remembered) {
+                (FilterStrategy::Auto, _) if docs <= SMALL_SEGMENT => FilterStrategy::AllowList,
+                (FilterStrategy::Auto, Some(share)) => start_with(share, self.k, docs),
+                (FilterStrategy::Auto, None) => FilterStrategy::Candidates,
+                (forced, _) => forced,
+            };
+            let hits = match start {
+                FilterStrategy::Candidates => {
+                    let depth = match remembered {
+                        Some(share) => {
+                            next_depth(share, self.k, 0, docs).max(first_depth(self.k, docs))
+                        }
+                        None => first_depth(self.k, docs),
+                    };
+                    self.candidates(depth, strategy == FilterStrategy::Auto, &mut plan)?
+                }
+                _ => self.allow_listed(&mut plan)?,
+            };
+            if let Some(share) = plan.share {
+                self.memory.put(id, self.key, share);
+            }
+            hits
+        };
+        hits.sort_unstable();
+        Ok((hits, plan))
+    }
+
+    fn options<'b>(
+        &self,
+        allow: Option<&'b RoaringBitmap>,
+        searchable: Option<&'b Searchable<'b>>,
+    ) -> SearchOptions<'b> {
+        SearchOptions {
+            allow,
+            alive: searchable.map(|s| s as &dyn ash_mih::DocSet),
+            max_distance: Some(self.bound),
+            ..SearchOptions::default()
+        }
+    }
+
+    /// k-NN over the docs in `allow` (every doc when `None`), with every
+    /// doc at the k-th distance when ties are wanted.
+    fn allowed(
+        &self,
+        allow: Option<&RoaringBitmap>,
+        plan: &mut SegmentPlan,
+    ) -> Result<Vec<(DocId, u32)>, IndexError> {
+        let searchable = Searchable::of(self.reader.alive_bitset(), &self.codes.none);
+        let opts = self.options(allow, searchable.as_ref());
+        let (mut hits, stats) = self.codes.table.knn_with_stats(self.code, self.k, &opts)?;
+        add_stats(&mut plan.engine, &stats);
+        if self.ties && hits.len() == self.k {
+            let last = hits[hits.len() - 1].distance;
+            let (all, stats) = self.codes.table.range_with_stats(self.code, last, &opts)?;
+            add_stats(&mut plan.engine, &stats);
+            hits = all;
+        }
+        Ok(hits.iter().map(|h| (h.doc, h.distance)).collect())
+    }
+
+    fn allow_listed(&self, plan: &mut SegmentPlan) -> Result<Vec<(DocId, u32)>, IndexError> {
+        plan.strategy = Some(FilterStrategy::AllowList);
+        let mut allow: Option<RoaringBitmap> = None;
+        for r in self.restrictions {
+            let docs = r.collect(self.reader)?;
+            allow = Some(match allow {
+                Some(a) => a & docs,
+                None => docs,
+            });
+        }
+        let kept = allow.as_ref().map_or(0, |a| a.len());
+        plan.share = Some(kept as f64 / self.reader.max_doc().max(1) as f64);
+        self.allowed(allow.as_ref(), plan)
+    }
+
+    /// Unfiltered neighbours, nearest first, checked against every
+    /// restriction, deeper until k pass. The share of candidates that
+    /// pass sizes the next round; with `may_fall_back`, a round that would
+    /// cost more than collecting the filter's matches gives way to the
+    /// allow-list.
+    fn candidates(
+        &self,
+        first: usize,
+        may_fall_back: bool,
+        plan: &mut SegmentPlan,
+    ) -> Result<Vec<(DocId, u32)>, IndexError> {
+        plan.strategy = Some(FilterStrategy::Candidates);
+        let docs = self.reader.max_doc();
+        let costs = FilterCosts::default();
+        let searchable = Searchable::of(self.reader.alive_bitset(), &self.codes.none);
+        let opts = self.options(None, searchable.as_ref());
+        let mut depth = first;
+        loop {
+            plan.rounds += 1;
+            plan.depth = depth;
+            let (hits, stats) = self.codes.table.knn_with_stats(self.code, depth, &opts)?;
+            add_stats(&mut plan.engine, &stats);
+            // Fewer than asked, or every doc: nothing farther is left to meet.
+            let exhausted = hits.len() < depth || depth >= docs as usize;
+            let mut by_doc: Vec<DocId> = hits.iter().map(|h| h.doc).collect();
+            by_doc.sort_unstable();
+            let mut pass = vec![true; by_doc.len()];
+            for r in self.restrictions {
+                for (p, m) in pass.iter_mut().zip(r.matches_sorted(self.reader, &by_doc)?) {
+                    *p &= m;
+                }
+            }
+            // Hits are in (distance, doc) order; keep those that pass, in it.
+            let admitted: Vec<(DocId, u32)> = hits
+                .iter()
+                .filter(|h| by_doc.binary_search(&h.doc).is_ok_and(|i| pass[i]))
+                .map(|h| (h.doc, h.distance))
+                .collect();
+            let share = (admitted.len() as f64).max(0.5) / hits.len().max(1) as f64;
+            plan.share = Some(share.min(1.0));
+            let last = hits.last().map_or(0, |h| h.distance);
+            let done = match admitted.get(self.k.wrapping_sub(1)) {
+                // With ties wanted, every doc at the k-th distance must
+                // have been met: the prefix must reach past it.
+                Some(&(_, kth)) => !self.ties || last > kth || exhausted,
+                None => exhausted,
+            };
+            if done {
+                let keep = match admitted.get(self.k.wrapping_sub(1)) {
+                    Some(&(_, kth)) if self.ties => {
+                        admitted.iter().take_while(|h| h.1 <= kth).count()
+                    }
+                    _ => self.k,
+                };
+                return Ok(admitted.into_iter().take(keep).collect());
+            }
+            let next = next_depth(share, self.k, depth, docs);
+            if may_fall_back && costs.deeper_ns(next) > costs.allow_list_ns(share, docs) {
+                plan.fell_back = true;
+                return self.allow_listed(plan);
+            }
+            depth = next;
+        }
+    }
+}
+
+fn add_stats(total: &mut SearchStats, one: &SearchStats) {
+    total.strategy = one.strategy;
+    total.probes += one.probes;
+    total.candidates += one.candidates;
+    total.scanned += one.scanned;
+    total.switched |= one.switched;
 }

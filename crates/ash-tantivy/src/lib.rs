@@ -15,8 +15,9 @@
 //!
 //! Queries: [`HammingQuery`] is an ordinary tantivy `Query` (radius match,
 //! score 1 − d/bits) that composes in a `BooleanQuery`; [`knn::knn`] is the
-//! exact k-NN over all segments with a pre-filter evaluated per segment into
-//! a `RoaringBitmap`; [`hybrid`] ranks text (BM25) with Hamming similarity.
+//! exact k-NN over all segments, with a filter applied per segment by the
+//! cheaper of two exact strategies ([`restrict`]); [`hybrid`] ranks text
+//! (BM25) with Hamming similarity.
 //!
 //! [`HashIndex`] opens or creates an index with the plugin registered,
 //! which tantivy needs on every open.
@@ -30,6 +31,7 @@ pub mod hybrid;
 pub mod knn;
 pub mod plugin;
 pub mod query_text;
+pub mod restrict;
 pub mod segment;
 
 use std::path::Path;
@@ -144,6 +146,10 @@ pub struct HashIndex {
     field: HashField,
     cache: Arc<CodeCache>,
     reader: IndexReader,
+    /// The schema filters are collected against ([`restrict::collect_schema`]).
+    collect_schema: Schema,
+    /// Filters' shares per segment, as earlier searches saw them.
+    shares: restrict::ShareMemory,
     /// Kept alive here: tantivy holds warmers weakly.
     _warmer: Arc<CodeWarmer>,
 }
@@ -192,11 +198,14 @@ impl HashIndex {
             .reload_policy(ReloadPolicy::Manual)
             .warmers(vec![weak])
             .try_into()?;
+        let collect_schema = restrict::collect_schema(&index.schema());
         Ok(Self {
             index,
             field,
             cache,
             reader,
+            collect_schema,
+            shares: restrict::ShareMemory::default(),
             _warmer: warmer,
         })
     }
@@ -214,6 +223,18 @@ impl HashIndex {
     /// The index's schema.
     pub fn schema(&self) -> Schema {
         self.index.schema()
+    }
+
+    /// Filters' shares per segment as earlier searches saw them; they
+    /// choose where the next search with the same filter starts.
+    pub fn shares(&self) -> &restrict::ShareMemory {
+        &self.shares
+    }
+
+    /// The schema filters are collected against: range queries over
+    /// indexed fields read the inverted index ([`restrict::collect_schema`]).
+    pub fn collect_schema(&self) -> &Schema {
+        &self.collect_schema
     }
 
     /// A writer with `heap_bytes` of indexing memory per thread.

@@ -76,6 +76,15 @@ pub struct Searchable<'a> {
     pub none: &'a RoaringBitmap,
 }
 
+impl<'a> Searchable<'a> {
+    /// The set, or `None` when every doc is searchable (nothing deleted,
+    /// every doc with a code), which spares the search a check per
+    /// candidate.
+    pub fn of(alive: Option<&'a AliveBitSet>, none: &'a RoaringBitmap) -> Option<Self> {
+        (alive.is_some() || !none.is_empty()).then_some(Self { alive, none })
+    }
+}
+
 impl DocSet for Searchable<'_> {
     fn contains(&self, doc: u32) -> bool {
         !self.none.contains(doc) && self.alive.is_none_or(|a| a.is_alive(doc))
