@@ -337,6 +337,43 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         assert_eq!(ours, naive, "the plugin and the scan disagree");
     }
 
+    // The same documents merged into one segment: what the segments cost.
+    let merge_started = Instant::now();
+    {
+        let mut w: tantivy::IndexWriter = index.index().writer_with_num_threads(1, 200_000_000)?;
+        let ids = index.index().searchable_segment_ids()?;
+        w.merge(&ids).wait()?;
+        w.wait_merging_threads()?;
+    }
+    let merge_s = merge_started.elapsed().as_secs_f64();
+    index.reload()?;
+    let one = index.reader().searcher();
+    let one_knn = |q: &BinaryCode, filter: Option<&dyn tantivy::query::Query>| {
+        knn(
+            &index,
+            &one,
+            q,
+            &KnnRequest {
+                k: 10,
+                filter,
+                ..Default::default()
+            },
+        )
+        .unwrap()
+    };
+    let (one_p50, one_p99) = time(&queries, |q| one_knn(q, None));
+    let (engine1_p50, engine1_p99) = time(&queries, |q| {
+        engine.knn(q, 10, &SearchOptions::default()).unwrap()
+    });
+    let mut one_filtered = Vec::new();
+    for per_mille in [1, 10, 100, 500, 900] {
+        let filter = parser.parse_query(&format!("sel:[0 TO {}]", per_mille - 1))?;
+        let (p50, p99) = time(&queries, |q| one_knn(q, Some(filter.as_ref())));
+        one_filtered.push(
+            json!({"selectivity_pct": per_mille as f64 / 10.0, "p50_ms": p50, "p99_ms": p99}),
+        );
+    }
+
     let out = json!({
         "n": n, "queries": nq, "segments": segments,
         "ingest_s": ingest_s, "ingest_records_per_s": n as f64 / ingest_s,
@@ -351,6 +388,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "engine_range8": {"p50_ms": engine_radius_p50, "p99_ms": engine_radius_p99},
         "field_range8": {"p50_ms": radius_p50, "p99_ms": radius_p99},
         "naive_fastfield_scan_knn10": {"p50_ms": naive_p50, "p99_ms": naive_p99},
+        "one_segment": {
+            "merge_s": merge_s,
+            "engine_knn10": {"p50_ms": engine1_p50, "p99_ms": engine1_p99},
+            "field_knn10": {"p50_ms": one_p50, "p99_ms": one_p99},
+            "field_filtered_knn10": one_filtered,
+        },
     });
     println!("\n# index benchmark: {n} docs in {segments} segments, 64-bit clustered codes, {nq} queries, k=10, one thread\n");
     println!("| query | p50 ms | p99 ms | / image only (p50) |\n|---|---|---|---|");
@@ -416,6 +459,24 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "\nfield / engine (image only, p50): {:.2}x; no-plugin scan / field: {:.1}x",
         img_p50 / engine_p50,
         naive_p50 / img_p50
+    );
+    println!("\n# the same documents merged into one segment ({merge_s:.0} s)\n");
+    println!("| query | p50 ms | p99 ms | / image only, one segment (p50) |\n|---|---|---|---|");
+    let row1 = |name: &str, p50: f64, p99: f64| {
+        println!("| {name} | {p50:.4} | {p99:.4} | {:.2}x |", p50 / one_p50);
+    };
+    row1("mih engine alone (one table)", engine1_p50, engine1_p99);
+    row1("binary_hash field, image only", one_p50, one_p99);
+    for f in &one_filtered {
+        row1(
+            &format!("image + filter {}%", f["selectivity_pct"]),
+            f["p50_ms"].as_f64().unwrap(),
+            f["p99_ms"].as_f64().unwrap(),
+        );
+    }
+    println!(
+        "\nfield / engine (image only, one segment, p50): {:.2}x",
+        one_p50 / engine1_p50
     );
     println!(
         "ingest: {:.0} records/s (2 threads, precomputed codes, short reports); index {:.1} bytes/doc in all, {:.1} in the .mih/.mihnone files",

@@ -167,6 +167,27 @@ fn read_id(ids: &[u8], i: usize, width: usize) -> u32 {
     }
 }
 
+/// How many candidates ahead a bucket walk asks the memory for.
+const PREFETCH_AHEAD: usize = 8;
+
+/// Hints the CPU to fetch the cache line at `data[at]`; a no-op past the
+/// end and on other architectures.
+#[inline(always)]
+fn prefetch(data: &[u8], at: usize) {
+    #[cfg(target_arch = "x86_64")]
+    if at < data.len() {
+        // SAFETY: a prefetch is only a hint and never faults; the address
+        // is inside `data` all the same.
+        unsafe {
+            core::arch::x86_64::_mm_prefetch::<{ core::arch::x86_64::_MM_HINT_T0 }>(
+                data.as_ptr().add(at).cast::<i8>(),
+            )
+        }
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = (data, at);
+}
+
 #[inline(always)]
 fn load<const W: usize>(codes: &[u8], doc: usize) -> [u64; W] {
     let mut out = [0u64; W];
@@ -299,7 +320,17 @@ impl<'a, const W: usize> Searcher<'a, W> {
         self.stats.probes += 1;
         let (lo, hi) = self.tables[j].bucket(key, self.n, j)?;
         self.stats.candidates += (hi - lo) as u64;
+        let ids = self.tables[j].ids;
+        // The codes of a bucket's docs lie anywhere in the table: asking
+        // for a few ahead overlaps their memory round trips.
+        for i in lo..(lo + PREFETCH_AHEAD).min(hi) {
+            prefetch(self.codes, read_id(ids, i, self.id_bytes) as usize * W * 8);
+        }
         for i in lo..hi {
+            if i + PREFETCH_AHEAD < hi {
+                let ahead = read_id(ids, i + PREFETCH_AHEAD, self.id_bytes) as usize;
+                prefetch(self.codes, ahead * W * 8);
+            }
             let doc = read_id(self.tables[j].ids, i, self.id_bytes);
             if doc as usize >= self.n {
                 return Err(corrupt(j, format!("doc id {doc} >= {}", self.n)));
@@ -359,17 +390,28 @@ impl<'a, const W: usize> Searcher<'a, W> {
             .allow
             .is_some_and(|a| self.cost.prefer_allow_scan(self.n, W, a.len()));
         if let (true, Some(allow)) = (allow_first, self.allow) {
-            for doc in allow.iter() {
-                if doc as usize >= self.n {
-                    break;
+            // In chunks: every code of a chunk is asked for before the
+            // first is compared, so their memory round trips overlap.
+            let mut docs = allow.iter().take_while(|&d| (d as usize) < self.n);
+            let mut chunk = [0u32; 16];
+            loop {
+                let mut len = 0;
+                for (slot, doc) in chunk.iter_mut().zip(docs.by_ref()) {
+                    *slot = doc;
+                    prefetch(self.codes, doc as usize * W * 8);
+                    len += 1;
                 }
-                self.stats.scanned += 1;
-                let d = distance(&load::<W>(self.codes, doc as usize), &q);
-                if d <= bound && self.alive.is_none_or(|a| a.contains(doc)) {
-                    bound = f(doc, d);
+                for &doc in &chunk[..len] {
+                    self.stats.scanned += 1;
+                    let d = distance(&load::<W>(self.codes, doc as usize), &q);
+                    if d <= bound && self.alive.is_none_or(|a| a.contains(doc)) {
+                        bound = f(doc, d);
+                    }
+                }
+                if len < chunk.len() {
+                    return;
                 }
             }
-            return;
         }
         self.stats.scanned += self.n as u64;
         let kernel = kernel::select::<W>();
