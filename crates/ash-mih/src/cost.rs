@@ -13,15 +13,21 @@
 pub struct CostModel {
     /// Sequential scan, per 64-bit word of code.
     pub scan_ns_per_word: f64,
-    /// Scan of an allow-list, per listed doc (bitmap iteration and a load).
+    /// Scan of an allow-list, per listed doc (bitmap iteration and a load),
+    /// while the code array fits in cache.
     pub allow_scan_ns: f64,
+    /// The same when it does not: each listed doc's code is a memory
+    /// round trip (overlapped by prefetching).
+    pub allow_scan_ns_uncached: f64,
     /// One bucket lookup in a substring table.
     pub probe_ns: f64,
     /// One candidate check while the code array fits in cache.
     pub candidate_ns_cached: f64,
     /// One candidate check when the code array does not fit in cache.
     pub candidate_ns_uncached: f64,
-    /// Code arrays up to this size count as cached.
+    /// Code arrays up to this size count as cached: a quarter of this
+    /// VM's 32 MiB L3, as the other segments of an index and the filter's
+    /// postings compete for it.
     pub cache_bytes: usize,
     /// Below this many codes a scan is always taken.
     pub min_mih_codes: usize,
@@ -32,10 +38,11 @@ impl Default for CostModel {
         Self {
             scan_ns_per_word: 0.65,
             allow_scan_ns: 4.0,
+            allow_scan_ns_uncached: 25.0,
             probe_ns: 15.0,
             candidate_ns_cached: 20.0,
             candidate_ns_uncached: 60.0,
-            cache_bytes: 16 << 20,
+            cache_bytes: 8 << 20,
             min_mih_codes: 512,
         }
     }
@@ -51,18 +58,29 @@ impl CostModel {
         }
     }
 
+    /// Cost of scanning one listed doc of an allow-list.
+    pub fn allow_scan_ns(&self, code_array_bytes: usize) -> f64 {
+        if code_array_bytes <= self.cache_bytes {
+            self.allow_scan_ns
+        } else {
+            self.allow_scan_ns_uncached
+        }
+    }
+
     /// Cost of the cheaper scan: every code, or the allow-list's docs.
     pub fn scan_ns(&self, n: usize, words: usize, allowed: Option<u64>) -> f64 {
         let full = n as f64 * words as f64 * self.scan_ns_per_word;
+        let bytes = n * words * 8;
         match allowed {
-            Some(a) => full.min(a as f64 * self.allow_scan_ns),
+            Some(a) => full.min(a as f64 * self.allow_scan_ns(bytes)),
             None => full,
         }
     }
 
     /// Whether scanning the allow-list beats a full scan that checks membership.
     pub fn prefer_allow_scan(&self, n: usize, words: usize, allowed: u64) -> bool {
-        (allowed as f64 * self.allow_scan_ns) < n as f64 * words as f64 * self.scan_ns_per_word
+        (allowed as f64 * self.allow_scan_ns(n * words * 8))
+            < n as f64 * words as f64 * self.scan_ns_per_word
     }
 }
 
