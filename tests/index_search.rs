@@ -8,7 +8,7 @@ use ash_search::code::BinaryCode;
 use ash_search::index::hybrid::{self, Mode};
 use ash_search::index::knn::{knn, knn_explained, KnnRequest};
 use ash_search::index::restrict::FilterStrategy;
-use ash_search::index::{add_hash_field, HashField, HashIndex};
+use ash_search::index::{add_hash_field, HashField, HashIndex, Hit};
 use ash_search::synth::{generate, Spread};
 use tantivy::collector::TopDocs;
 use tantivy::indexer::NoMergePolicy;
@@ -164,10 +164,7 @@ fn check_all(index: &HashIndex, f: &Fields, model: &Model, queries: &[BinaryCode
                         },
                     )
                     .unwrap();
-                    let got: Vec<(u32, String)> = hits
-                        .iter()
-                        .map(|h| (h.distance.unwrap(), id_of(&searcher, f, h.address)))
-                        .collect();
+                    let got = ranked(&searcher, f, &hits);
                     let what = format!("knn k={k} filter={per_mille} {strategy:?}");
                     assert_same_topk(&got, &all, k, &what);
                 }
@@ -185,10 +182,7 @@ fn check_all(index: &HashIndex, f: &Fields, model: &Model, queries: &[BinaryCode
                     },
                 )
                 .unwrap();
-                let got: Vec<(u32, String)> = hits
-                    .iter()
-                    .map(|h| (h.distance.unwrap(), id_of(&searcher, f, h.address)))
-                    .collect();
+                let got = ranked(&searcher, f, &hits);
                 let what = format!("text+filter={per_mille} {strategy:?}");
                 assert_same_topk(&got, &with_text, 10, &what);
                 check_text_ranking(index, &searcher, &parser, filter.as_deref(), strategy);
@@ -229,6 +223,13 @@ fn check_all(index: &HashIndex, f: &Fields, model: &Model, queries: &[BinaryCode
             assert_eq!(n, want.iter().filter(|(_, id)| model[id].1 == 7).count());
         }
     }
+}
+
+/// Hits as (distance, id), for [`assert_same_topk`].
+fn ranked(searcher: &Searcher, f: &Fields, hits: &[Hit]) -> Vec<(u32, String)> {
+    hits.iter()
+        .map(|h| (h.distance.unwrap(), id_of(searcher, f, h.address)))
+        .collect()
 }
 
 /// The text ranking under a filter, by each strategy, against tantivy's
@@ -470,10 +471,7 @@ fn hybrid_modes_rank_as_documented() {
     // filter: only text matches, ranked by distance.
     let hits = search(Some(&q), 20, Mode::Filter);
     let all = brute(&model, &q, &|sel| sel % 7 == 0);
-    let got: Vec<(u32, String)> = hits
-        .iter()
-        .map(|h| (h.distance.unwrap(), id_of(&searcher, &f, h.address)))
-        .collect();
+    let got = ranked(&searcher, &f, &hits);
     assert_same_topk(&got, &all, 20, "filter mode");
     assert!(hits.iter().all(|h| h.text_score.unwrap() > 0.0));
 
@@ -562,10 +560,7 @@ fn readers_stay_exact_while_a_writer_commits_and_merges() {
         }
         all.sort();
         let hits = knn(&index, &searcher, &q, &nearest(25)).unwrap();
-        let got: Vec<(u32, String)> = hits
-            .iter()
-            .map(|h| (h.distance.unwrap(), id_of(&searcher, &f, h.address)))
-            .collect();
+        let got = ranked(&searcher, &f, &hits);
         assert_same_topk(&got, &all, 25, "concurrent");
         let ids: std::collections::HashSet<_> = got.iter().map(|g| &g.1).collect();
         assert_eq!(ids.len(), got.len(), "an id appears twice");
@@ -714,10 +709,7 @@ fn the_filter_strategy_follows_the_share_and_explain_shows_it() {
             assert!(plans[0].depth < 100, "depth {}", plans[0].depth);
         }
         let keep = |sel: i64| if per_mille == 1 { sel == 7 } else { sel < 900 };
-        let got: Vec<(u32, String)> = hits
-            .iter()
-            .map(|h| (h.distance.unwrap(), id_of(&searcher, &f, h.address)))
-            .collect();
+        let got = ranked(&searcher, &f, &hits);
         assert_same_topk(&got, &brute(&model, &q, &keep), 10, "explained");
     }
     // A filter whose matches all lie far from the query makes the
@@ -743,10 +735,7 @@ fn the_filter_strategy_follows_the_share_and_explain_shows_it() {
         },
     )
     .unwrap();
-    let got: Vec<(u32, String)> = hits
-        .iter()
-        .map(|h| (h.distance.unwrap(), id_of(&searcher, &f, h.address)))
-        .collect();
+    let got = ranked(&searcher, &f, &hits);
     assert_same_topk(&got, &brute(&model, &q, &|s| s == far_sel), 3, "far filter");
     assert!(plans[0].rounds > 1 || plans[0].fell_back, "{plans:?}");
 }

@@ -30,7 +30,7 @@ use tantivy::query::{EnableScoring, Query, Weight};
 use tantivy::{DocAddress, DocSet, Score, Searcher, SegmentReader};
 
 use super::knn::{knn_explained, scores_of, KnnRequest, SegmentPlan};
-use super::restrict::{FilterStrategy, Membership, Restriction, SMALL_SEGMENT};
+use super::restrict::{starting, FilterStrategy, Membership, Restriction};
 use super::{HashIndex, Hit, IndexError};
 use ash_mih::code::BinaryCode;
 
@@ -217,12 +217,9 @@ fn text_ranking(
         let ord = ord as u32;
         let id = reader.segment_id();
         let remembered = index.shares().get(id, &key);
-        let start = match (req.strategy, remembered) {
-            (FilterStrategy::Auto, _) if docs <= SMALL_SEGMENT => FilterStrategy::AllowList,
-            (FilterStrategy::Auto, Some(share)) => text_start(share, docs, n),
-            (FilterStrategy::Auto, None) => FilterStrategy::Candidates,
-            (forced, _) => forced,
-        };
+        let start = starting(req.strategy, remembered, docs, |share| {
+            text_start(share, docs, n)
+        });
         let mut plan = TextPlan {
             segment: ord,
             docs,
@@ -367,7 +364,8 @@ impl TopN {
     fn new(n: usize) -> Self {
         Self {
             n,
-            heap: BinaryHeap::with_capacity(n + 1),
+            // A caller's n may be huge; the heap grows only with what enters.
+            heap: BinaryHeap::with_capacity(n.min(1024) + 1),
         }
     }
 

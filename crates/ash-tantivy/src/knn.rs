@@ -18,8 +18,8 @@ use tantivy::query::{Query, Weight};
 use tantivy::{DocAddress, DocId, DocSet, Score, Searcher, SegmentReader};
 
 use super::restrict::{
-    first_depth, next_depth, start_with, FilterCosts, FilterStrategy, Restriction, ShareMemory,
-    SMALL_SEGMENT,
+    first_depth, next_depth, start_with, starting, FilterCosts, FilterStrategy, Restriction,
+    ShareMemory,
 };
 use super::segment::{Searchable, SegmentCodes};
 use super::{HashIndex, Hit, IndexError};
@@ -243,12 +243,9 @@ impl SegmentSearch<'_> {
             let id = self.reader.segment_id();
             let remembered = self.memory.get(id, self.key);
             plan.remembered = remembered.is_some();
-            let start = match (strategy, remembered) {
-                (FilterStrategy::Auto, _) if docs <= SMALL_SEGMENT => FilterStrategy::AllowList,
-                (FilterStrategy::Auto, Some(share)) => start_with(share, self.k, docs),
-                (FilterStrategy::Auto, None) => FilterStrategy::Candidates,
-                (forced, _) => forced,
-            };
+            let start = starting(strategy, remembered, docs, |share| {
+                start_with(share, self.k, docs)
+            });
             let hits = match start {
                 FilterStrategy::Candidates => {
                     let depth = match remembered {

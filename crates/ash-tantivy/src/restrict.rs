@@ -56,11 +56,12 @@ pub enum FilterStrategy {
 /// collecting a filter over them costs less than one unfiltered round.
 pub const SMALL_SEGMENT: u32 = 8192;
 
-/// Per-operation costs in nanoseconds (one core of the project's 2-core
-/// VM, read off `examples/bench_index.rs` at 1M and 10M documents: an
-/// unfiltered round of about 1,500 costs 0.5–1 µs a neighbour in a 2.5M
-/// segment, collecting a range filter 20–40 ns a match); only their ratios
-/// matter.
+/// Per-operation costs in nanoseconds on one core of the project's 2-core
+/// VM; only their ratios matter. They were set so that, in
+/// `examples/bench_index.rs` at 1M and 10M documents, the strategy chosen
+/// at each selectivity is the faster of the two forced ones (its rows
+/// print both; `docs/BENCHMARKS.md` has a run: collecting and walking a
+/// 1 % range filter cost 46 ns a match at 10M).
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct FilterCosts {
     /// Collecting one matching doc into the allow-list, and walking it.
@@ -272,6 +273,23 @@ impl ShareMemory {
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<(SegmentId, String), f64>> {
         // A panic while holding the lock cannot leave the map inconsistent.
         self.shares.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// Where a segment's search starts: a forced strategy as asked; with
+/// `Auto`, the allow-list in small segments, `by_share` of a remembered
+/// share, else candidates (which measure the share as they go).
+pub fn starting(
+    requested: FilterStrategy,
+    remembered: Option<f64>,
+    docs: u32,
+    by_share: impl FnOnce(f64) -> FilterStrategy,
+) -> FilterStrategy {
+    match (requested, remembered) {
+        (FilterStrategy::Auto, _) if docs <= SMALL_SEGMENT => FilterStrategy::AllowList,
+        (FilterStrategy::Auto, Some(share)) => by_share(share),
+        (FilterStrategy::Auto, None) => FilterStrategy::Candidates,
+        (forced, _) => forced,
     }
 }
 
