@@ -163,28 +163,15 @@ fn broken_dicom_files_are_refused_with_their_reasons() {
 }
 
 fn index_with(dir: &Path, dicom: Option<Value>) -> String {
-    let mut c: Value = serde_json::from_str(
-        &std::fs::read_to_string(Path::new(ROOT).join("schemas/examples/index.json")).unwrap(),
-    )
-    .unwrap();
-    c["hash"]["encoder"] = json!(format!("{ROOT}/{MODEL}"));
-    c["fields"]
-        .as_array_mut()
-        .unwrap()
-        .push(json!({"name": "device", "type": "keyword", "stored": true}));
-    if let Some(d) = dicom {
-        c["dicom"] = d;
-    }
-    let cfg = dir.join("config.json");
-    std::fs::write(&cfg, c.to_string()).unwrap();
-    let index = dir.join("index").display().to_string();
-    let out = ash(&["init", &index, "--schema", cfg.to_str().unwrap()]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    index
+    common::server::new_index(dir, |c| {
+        c["fields"]
+            .as_array_mut()
+            .unwrap()
+            .push(json!({"name": "device", "type": "keyword", "stored": true}));
+        if let Some(d) = dicom {
+            c["dicom"] = d;
+        }
+    })
 }
 
 fn all_docs(index: &str) -> HashMap<String, Value> {

@@ -8,6 +8,9 @@
 
 mod common;
 
+#[path = "../crates/ash-encoder/tests/support/part10.rs"]
+mod part10;
+
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
@@ -16,6 +19,7 @@ use std::time::{Duration, Instant};
 
 use common::orthanc::{Orthanc, PASSWORD, USER};
 use common::server::{ash, ROOT};
+use part10::{el, el_claiming, identity, native_image, nested, object, pixel_module, EXPLICIT_LE};
 use serde_json::{json, Value};
 
 const MODEL: &str = "plugin/models/ash-synfundus-48";
@@ -574,6 +578,59 @@ fn a_hostile_server_gets_error_records_and_writes_nothing_outside_the_save_folde
     assert!(stderr.contains("not a JSON array"), "{stderr}");
 }
 
+/// A PACS that serves hostile DICOM objects (nesting without end, a
+/// length of 4 GB in a few hundred bytes, two billion frames): each is an
+/// error record, the ingest ends, and the intact object is indexed.
+#[test]
+fn a_pacs_serving_hostile_objects_gets_error_records_and_the_rest_is_indexed() {
+    let deep = object(
+        EXPLICIT_LE,
+        &[identity("1.2.826.8.1"), nested(5_000, &[])].concat(),
+    );
+    let mut claim = identity("1.2.826.8.2");
+    claim.extend(el_claiming(0x0009, 0x1010, b"OB", 0xFFFF_FFF0));
+    let mut frames = identity("1.2.826.8.3");
+    frames.extend(pixel_module(64, 64, 3, 8, Some("2000000000")));
+    frames.extend(el(0x7FE0, 0x0010, b"OB", &vec![90u8; 64 * 64 * 3]));
+    let objects = HashMap::from([
+        ("1.2.826.8.1".to_string(), deep),
+        ("1.2.826.8.2".to_string(), object(EXPLICIT_LE, &claim)),
+        ("1.2.826.8.3".to_string(), object(EXPLICIT_LE, &frames)),
+    ]);
+    let entry = |sop: &str| {
+        json!({
+            "0020000D": {"vr": "UI", "Value": ["1.2.826.8"]},
+            "0020000E": {"vr": "UI", "Value": ["1.2.826.8.0"]},
+            "00080018": {"vr": "UI", "Value": [sop]},
+        })
+    };
+    let listing = json!([
+        entry("1.2.826.8.1"),
+        entry("1.2.826.8.2"),
+        entry("1.2.826.8.3"),
+        entry("1.2.826.8.4"),
+    ]);
+    let good = native_image("1.2.826.8.4", 64, 64, 3, 8, 1);
+    let server = FakeServer::serving(listing, good, false, objects);
+    let tmp = tempfile::tempdir().unwrap();
+    let index = new_index_with(tmp.path(), Some(json!({"frames": "each"})));
+    let (out, errors) = ingest_from(&index, &server.url, &tmp.path().join("pacs"), &[], &[]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    let reasons: Vec<&str> = errors
+        .iter()
+        .map(|e| e["reason"].as_str().unwrap())
+        .collect();
+    assert_eq!(reasons.len(), 3, "{errors:?}");
+    assert!(reasons[0].contains("nest deeper"), "{reasons:?}");
+    assert!(reasons[1].contains("runs past"), "{reasons:?}");
+    assert!(reasons[2].contains("frames"), "{reasons:?}");
+    assert_eq!(
+        all_documents(&index).into_keys().collect::<Vec<_>>(),
+        vec!["1.2.826.8.4".to_string()]
+    );
+}
+
 /// The hostile server: `listing` for the first page (and for every page
 /// when `repeat`), `/…/1.2.100` answered as HTML, `/…/1.2.101` as a
 /// multipart whose part is text, anything else as `good` in multipart.
@@ -584,6 +641,17 @@ struct FakeServer {
 
 impl FakeServer {
     fn start(listing: Value, good: Vec<u8>, repeat: bool) -> FakeServer {
+        Self::serving(listing, good, repeat, HashMap::new())
+    }
+
+    /// [`FakeServer::start`], with `objects` served (whole, in multipart)
+    /// for their SOP Instance UIDs.
+    fn serving(
+        listing: Value,
+        good: Vec<u8>,
+        repeat: bool,
+        objects: HashMap<String, Vec<u8>>,
+    ) -> FakeServer {
         use axum::extract::{Path as UrlPath, Query};
         use axum::http::header::CONTENT_TYPE;
         use axum::response::IntoResponse;
@@ -607,7 +675,7 @@ impl FakeServer {
         };
         let retrieve =
             move |UrlPath((_, _, sop)): UrlPath<(String, String, String)>| {
-                let good = good.clone();
+                let good = objects.get(&sop).cloned().unwrap_or_else(|| good.clone());
                 async move {
                     let multipart = "multipart/related; type=\"application/dicom\"; boundary=XX";
                     match sop.as_str() {

@@ -14,7 +14,9 @@ use clap::Args;
 
 use super::encoder_args::EncoderArgs;
 use super::CliError;
+use ash_search::encoder::untrusted::open_regular;
 use ash_search::encoder::Encoder;
+use ash_search::ingest::sources::bounded_lines;
 
 #[derive(Debug, Args)]
 pub struct EncodeArgs {
@@ -79,18 +81,20 @@ pub fn run(args: EncodeArgs) -> Result<ExitCode, CliError> {
     })
 }
 
-/// The non-empty lines of a list of paths (`-`: standard input).
+/// The non-empty lines of a list of paths (`-`: standard input, which may
+/// be a pipe; a named list must be a regular file). Lines are bounded, so
+/// a list that never ends a line (`/dev/stdin` on a device) is refused.
 fn read_list(list: &Path) -> Result<Vec<PathBuf>, CliError> {
     let shown = list.display().to_string();
     let reader: Box<dyn BufRead> = if list == Path::new("-") {
         Box::new(std::io::stdin().lock())
     } else {
-        let file = std::fs::File::open(list).map_err(|e| format!("--files-from {shown}: {e}"))?;
+        let file = open_regular(list).map_err(|e| format!("--files-from {shown}: {e}"))?;
         Box::new(std::io::BufReader::new(file))
     };
     let mut files = Vec::new();
-    for line in reader.lines() {
-        let line = line.map_err(|e| format!("--files-from {shown}: {e}"))?;
+    for (n, line) in bounded_lines(reader) {
+        let line = line.map_err(|e| format!("--files-from {shown}: line {n}: {e}"))?;
         let line = line.strip_suffix('\r').unwrap_or(&line);
         if !line.trim().is_empty() {
             files.push(PathBuf::from(line));

@@ -260,17 +260,17 @@ fn print_report(report: &ingest::IngestReport) {
     );
 }
 
-/// Whether a JSONL file has any record with an `image` (a cheap scan).
+/// Whether a JSONL file has any record with an `image` (a cheap scan of
+/// a regular file, line by bounded line; anything else is refused later,
+/// when the ingest opens it).
 fn has_image_records(path: &std::path::Path) -> bool {
-    use std::io::BufRead;
-    std::fs::File::open(path).is_ok_and(|f| {
-        std::io::BufReader::new(f)
-            .lines()
-            .map_while(Result::ok)
-            .any(|l| {
+    ash_search::encoder::untrusted::open_regular(path).is_ok_and(|f| {
+        ash_search::ingest::sources::bounded_lines(std::io::BufReader::new(f)).any(|(_, l)| {
+            l.is_ok_and(|l| {
                 serde_json::from_str::<serde_json::Value>(&l)
                     .is_ok_and(|v| v.get("image").is_some())
             })
+        })
     })
 }
 

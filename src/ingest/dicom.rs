@@ -11,27 +11,23 @@
 //!
 //! [`DicomMapping`]: crate::config::DicomMapping
 
-use std::io::Read;
 use std::path::Path;
 
 use serde_json::{Map, Value};
 
 use crate::config::{FieldKind, FrameMode, IndexConfig, FRAME_FIELD, ID_FIELD};
 use crate::encoder::dicom::{is_dicom, DicomHeader};
+use crate::encoder::preprocess::{ImageError, ImageLimits};
+use crate::encoder::untrusted::read_head;
 
-/// Whether the file at `path` is DICOM (by its first 132 bytes).
-pub fn is_dicom_file(path: &Path) -> bool {
-    let mut head = [0u8; 132];
-    std::fs::File::open(path)
-        .and_then(|mut f| f.read_exact(&mut head))
-        .is_ok_and(|()| is_dicom(&head))
-}
-
-/// The header of `path` when it is a readable DICOM file.
-pub fn header(path: &Path) -> Option<DicomHeader> {
-    is_dicom_file(path)
-        .then(|| DicomHeader::open(path).ok())
-        .flatten()
+/// The header of `path`: `Ok(None)` when it is not DICOM, an error when it
+/// is but its structure is refused (truncated, nested too deep, sizes
+/// that the bytes do not bear out).
+pub fn header(path: &Path) -> Result<Option<DicomHeader>, ImageError> {
+    if !is_dicom(&read_head(path, 132)?) {
+        return Ok(None);
+    }
+    DicomHeader::open(path, ImageLimits::default().max_file_bytes).map(Some)
 }
 
 /// The document id the mapping takes from a header.

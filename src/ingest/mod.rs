@@ -11,7 +11,10 @@
 //! what came after the last commit, and `skip_existing` resumes it.
 //!
 //! A record that cannot be used is reported with its line, id, input and
-//! reason, and the rest goes on.
+//! reason, and the rest goes on. Only a record that is indexed claims its
+//! id: a second record with an id already indexed in this run is refused
+//! as a duplicate, but one that follows a refused record of the same id
+//! (a half-copied DICOM object beside the intact one) is indexed.
 
 pub mod dicom;
 pub mod dicomweb;
@@ -193,6 +196,8 @@ pub struct IngestReport {
 enum Outcome {
     Ready {
         line: usize,
+        /// Where the record came from (the JSONL file, the image).
+        origin: String,
         /// The image file, when the record names one.
         input: String,
         id: String,
@@ -291,6 +296,7 @@ pub fn ingest(
         batch: options.batch.max(1),
     };
     let mut pending = 0usize;
+    let mut claimed: HashSet<String> = HashSet::new();
     let decode = std::thread::scope(|scope| -> Result<Duration, IngestError> {
         let (tx, rx) = sync_channel::<Batch>(2);
         let handle = scope.spawn(move || producer.run(records, tx));
@@ -310,7 +316,19 @@ pub fn ingest(
                 let t = Instant::now();
                 for item in items {
                     match item {
+                        Outcome::Ready {
+                            line, origin, id, ..
+                        } if claimed.contains(&id) => {
+                            report.failed += 1;
+                            on_error(RecordError {
+                                line,
+                                id: Some(id),
+                                input: origin,
+                                reason: "duplicate id in this batch".into(),
+                            });
+                        }
                         Outcome::Ready { id, doc, .. } => {
+                            claimed.insert(id.clone());
                             writer.delete_term(Term::from_field_text(store.id_field, &id));
                             writer.add_document(doc)?;
                             report.indexed += 1;
@@ -452,14 +470,10 @@ impl Producer<'_> {
         records: Box<dyn Iterator<Item = RawRecord> + Send + '_>,
         tx: std::sync::mpsc::SyncSender<Batch>,
     ) {
-        let mut seen: HashSet<String> = HashSet::new();
         let mut records = records.peekable();
         while records.peek().is_some() {
             let chunk: Vec<RawRecord> = records.by_ref().take(self.batch).collect();
-            let items: Vec<Outcome> = chunk
-                .into_iter()
-                .map(|raw| self.parse(raw, &mut seen))
-                .collect();
+            let items: Vec<Outcome> = chunk.into_iter().map(|raw| self.parse(raw)).collect();
             let (items, decode): (Vec<Outcome>, Vec<Duration>) =
                 items.into_par_iter().map(|item| self.decode(item)).unzip();
             let batch = Batch {
@@ -472,7 +486,7 @@ impl Producer<'_> {
         }
     }
 
-    fn parse(&self, raw: RawRecord, seen: &mut HashSet<String>) -> Outcome {
+    fn parse(&self, raw: RawRecord) -> Outcome {
         let refuse = |id: Option<String>, reason: String| {
             Outcome::Refused(RecordError {
                 line: raw.line,
@@ -489,9 +503,6 @@ impl Producer<'_> {
             Ok(p) => p,
             Err((id, reason)) => return refuse(id, reason),
         };
-        if !seen.insert(parsed.id.clone()) {
-            return refuse(Some(parsed.id), "duplicate id in this batch".into());
-        }
         if let Some(searcher) = self.existing {
             let term = Term::from_field_text(self.id_field, &parsed.id);
             if searcher.doc_freq(&term).is_ok_and(|n| n > 0) && has_alive(searcher, &term) {
@@ -501,6 +512,7 @@ impl Producer<'_> {
         match (parsed.image, self.preprocessor) {
             (Some(image), Some(_)) => Outcome::Ready {
                 line: raw.line,
+                origin: raw.input.clone(),
                 input: image.display().to_string(),
                 id: parsed.id,
                 doc: parsed.doc,
@@ -516,6 +528,7 @@ impl Producer<'_> {
             ),
             (None, _) => Outcome::Ready {
                 line: raw.line,
+                origin: raw.input.clone(),
                 input: String::new(),
                 id: parsed.id,
                 doc: parsed.doc,
@@ -531,6 +544,7 @@ impl Producer<'_> {
             (
                 Outcome::Ready {
                     line,
+                    origin,
                     input,
                     id,
                     doc,
@@ -548,6 +562,7 @@ impl Producer<'_> {
                 (
                     Outcome::Ready {
                         line,
+                        origin,
                         input,
                         id,
                         doc,

@@ -111,7 +111,8 @@ impl RecordParser {
         };
         let with_header;
         let obj = match obj.get(IMAGE_FIELD).and_then(|v| v.as_str()) {
-            Some(image) => match super::dicom::header(&base.join(image)) {
+            // An unreadable header is left to the decoder, which names why.
+            Some(image) => match super::dicom::header(&base.join(image)).ok().flatten() {
                 Some(header) => {
                     let mut filled = obj.clone();
                     super::dicom::fill_fields(&mut filled, &header, &self.config);

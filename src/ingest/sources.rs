@@ -10,9 +10,11 @@ use std::path::{Path, PathBuf};
 
 use serde_json::{Map, Value};
 
-use super::dicom::is_dicom_file;
 use super::IngestError;
 use crate::config::{FieldKind, IndexConfig, ID_FIELD};
+use crate::encoder::dicom::{is_dicom, DicomHeader};
+use crate::encoder::preprocess::ImageLimits;
+use crate::encoder::untrusted::read_head;
 
 /// One record before it is parsed.
 #[derive(Debug)]
@@ -36,7 +38,7 @@ pub const MAX_LINE_BYTES: usize = 4 << 20;
 
 /// The records of a JSONL file, one line at a time.
 pub fn jsonl(path: &Path) -> Result<impl Iterator<Item = RawRecord> + Send, IngestError> {
-    let file = File::open(path).map_err(read_error(path))?;
+    let file = open_source(path)?;
     let base = path.parent().map(Path::to_owned).unwrap_or_default();
     Ok(jsonl_reader(
         BufReader::new(file),
@@ -54,7 +56,7 @@ pub fn jsonl_files(
     paths: &[PathBuf],
 ) -> Result<impl Iterator<Item = RawRecord> + Send + '_, IngestError> {
     for path in paths {
-        File::open(path).map_err(read_error(path))?;
+        open_source(path)?;
     }
     Ok(paths.iter().flat_map(|path| {
         let records: Box<dyn Iterator<Item = RawRecord> + Send> = match jsonl(path) {
@@ -77,12 +79,7 @@ pub fn jsonl_reader<R: BufRead + Send>(
     input: String,
     base: PathBuf,
 ) -> impl Iterator<Item = RawRecord> + Send {
-    BoundedLines {
-        reader,
-        line: 0,
-        done: false,
-    }
-    .filter_map(move |(line, text)| {
+    bounded_lines(reader).filter_map(move |(line, text)| {
         let value = match text {
             Ok(l) if l.trim().is_empty() => return None,
             Ok(l) => serde_json::from_str(&l).map_err(|e| format!("not a JSON object: {e}")),
@@ -97,8 +94,19 @@ pub fn jsonl_reader<R: BufRead + Send>(
     })
 }
 
-/// Lines of at most [`MAX_LINE_BYTES`], numbered from 1; a longer or
-/// non-UTF-8 line is an error item and reading goes on after it.
+/// The lines of `reader`, at most [`MAX_LINE_BYTES`] each, numbered from
+/// 1; a longer or non-UTF-8 line is an error item and reading goes on
+/// after it, so one endless line cannot exhaust memory.
+pub fn bounded_lines<R: BufRead>(
+    reader: R,
+) -> impl Iterator<Item = (usize, Result<String, String>)> {
+    BoundedLines {
+        reader,
+        line: 0,
+        done: false,
+    }
+}
+
 struct BoundedLines<R> {
     reader: R,
     line: usize,
@@ -164,37 +172,51 @@ impl<R: BufRead> Iterator for BoundedLines<R> {
 
 /// Counts the non-empty lines of a JSONL file (for the progress bar).
 pub fn count_lines(path: &Path) -> u64 {
-    File::open(path).map_or(0, |f| {
-        BufReader::new(f)
-            .lines()
-            .map_while(Result::ok)
-            .filter(|l| !l.trim().is_empty())
+    open_source(path).map_or(0, |f| {
+        bounded_lines(BufReader::new(f))
+            .filter(|(_, line)| !matches!(line, Ok(l) if l.trim().is_empty()))
             .count() as u64
     })
 }
 
-/// Every file under `dir` (sorted, hidden files left out), except `skip`.
-pub fn list_files(dir: &Path, skip: Option<&Path>) -> Result<Vec<PathBuf>, IngestError> {
-    let mut out = Vec::new();
-    let mut stack = vec![dir.to_owned()];
+/// Every file under `dir` (sorted, hidden files left out), except `skip`,
+/// and the folders below it that could not be read; links are followed,
+/// each folder entered and each file listed once
+/// (`ash_encoder::untrusted::walk`), so link loops end.
+pub fn list_files(
+    dir: &Path,
+    skip: Option<&Path>,
+) -> Result<crate::encoder::untrusted::Walked, IngestError> {
     let skip = skip.and_then(|p| p.canonicalize().ok());
-    while let Some(d) = stack.pop() {
-        let entries = std::fs::read_dir(&d).map_err(read_error(&d))?;
-        for entry in entries {
-            let entry = entry.map_err(read_error(&d))?;
-            let path = entry.path();
-            if entry.file_name().to_string_lossy().starts_with('.') {
-                continue;
-            }
-            if path.is_dir() {
-                stack.push(path);
-            } else if skip.is_none() || path.canonicalize().ok() != skip {
-                out.push(path);
-            }
-        }
+    let mut walked = crate::encoder::untrusted::walk(dir).map_err(read_error(dir))?;
+    if skip.is_some() {
+        walked.files.retain(|path| path.canonicalize().ok() != skip);
     }
-    out.sort();
-    Ok(out)
+    Ok(walked)
+}
+
+/// What a folder's file is, from its first bytes: an image by its
+/// extension, a DICOM object (whatever its name) with its header, or an
+/// error record's reason (not a regular file, a refused DICOM structure,
+/// another format).
+fn examine(path: &Path) -> Result<Option<DicomHeader>, String> {
+    let ext = path
+        .extension()
+        .map(|e| e.to_string_lossy().to_lowercase())
+        .unwrap_or_default();
+    let head = read_head(path, 132).map_err(|e| e.to_string())?;
+    if is_dicom(&head) || ext == "dcm" {
+        let header = DicomHeader::open(path, ImageLimits::default().max_file_bytes)
+            .map_err(|e| format!("DICOM object refused: {e}"))?;
+        return Ok(Some(header));
+    }
+    if IMAGE_EXTENSIONS.contains(&ext.as_str()) {
+        return Ok(None);
+    }
+    Err(format!(
+        "unsupported format (extension {ext:?}; images are {}, and DICOM files of any name)",
+        IMAGE_EXTENSIONS.join(", ")
+    ))
 }
 
 /// A metadata row that names no image: its CSV line and the reason.
@@ -212,8 +234,17 @@ pub fn image_folder(
         Some(csv) => read_metadata(csv, config)?,
         None => HashMap::new(),
     };
-    let files = list_files(dir, metadata)?;
+    let walked = list_files(dir, metadata)?;
+    let files = walked.files;
     let mut records = Vec::with_capacity(files.len());
+    for (folder, e) in walked.unreadable {
+        records.push(RawRecord {
+            line: 0,
+            input: folder.display().to_string(),
+            base: dir.to_owned(),
+            value: Err(format!("cannot read this folder: {e}")),
+        });
+    }
     for (i, path) in files.iter().enumerate() {
         let name = path
             .file_name()
@@ -225,17 +256,12 @@ pub fn image_folder(
             .to_string_lossy()
             .to_string();
         let row = rows.remove(&rel).or_else(|| rows.remove(&name));
-        let ext = path
-            .extension()
-            .map(|e| e.to_string_lossy().to_lowercase())
-            .unwrap_or_default();
-        let dicom =
-            ext == "dcm" || !IMAGE_EXTENSIONS.contains(&ext.as_str()) && is_dicom_file(path);
-        let header = dicom.then(|| super::dicom::header(path)).flatten();
-        let frames = header
-            .as_ref()
-            .map_or(1, |h| super::dicom::frames_indexed(h, config));
-        let value = if IMAGE_EXTENSIONS.contains(&ext.as_str()) || dicom {
+        let examined = examine(path);
+        let frames = match &examined {
+            Ok(Some(header)) => super::dicom::frames_indexed(header, config),
+            _ => 1,
+        };
+        let value = examined.map(|header| {
             let mut obj = row.map(|(_, o)| o).unwrap_or_default();
             if !obj.contains_key(ID_FIELD) {
                 let from_header = header.as_ref().and_then(|h| super::dicom::id(h, config));
@@ -247,13 +273,8 @@ pub fn image_folder(
                 "image".into(),
                 Value::from(path.to_string_lossy().to_string()),
             );
-            Ok(Value::Object(obj))
-        } else {
-            Err(format!(
-                "unsupported format (extension {ext:?}; images are {}, and DICOM files of any name)",
-                IMAGE_EXTENSIONS.join(", ")
-            ))
-        };
+            Value::Object(obj)
+        });
         let values = match value {
             Ok(v) => super::dicom::per_frame(v, frames)
                 .into_iter()
@@ -289,6 +310,18 @@ pub fn image_folder(
 /// CSV rows keyed by file name: (line, typed fields).
 type MetadataRows = HashMap<String, (usize, Map<String, Value>)>;
 
+/// A source file (JSONL), opened only if it is a regular file: a FIFO
+/// would block the open, be read up by the line count, or never end.
+fn open_source(path: &Path) -> Result<File, IngestError> {
+    crate::encoder::untrusted::open_regular(path).map_err(|e| IngestError::Read {
+        path: path.to_owned(),
+        source: match e {
+            crate::encoder::untrusted::FileError::Io(io) => io,
+            other => std::io::Error::new(std::io::ErrorKind::InvalidInput, other.to_string()),
+        },
+    })
+}
+
 fn read_error(path: &Path) -> impl FnOnce(std::io::Error) -> IngestError + '_ {
     move |source| IngestError::Read {
         path: path.to_owned(),
@@ -301,7 +334,7 @@ fn read_metadata(path: &Path, config: &IndexConfig) -> Result<MetadataRows, Inge
         path: path.to_owned(),
         reason: e.to_string(),
     };
-    let mut reader = csv::Reader::from_path(path).map_err(|e| fail(&e))?;
+    let mut reader = csv::Reader::from_reader(open_source(path)?);
     let headers = reader.headers().map_err(|e| fail(&e))?.clone();
     let key = headers.iter().position(|h| h == "file").unwrap_or(0);
     let mut rows = HashMap::new();

@@ -51,6 +51,12 @@ pub struct ServeConfig {
     /// renderings). An upload beyond that is answered 503 with
     /// `Retry-After` at once, before its body is read.
     pub max_concurrent_images: usize,
+    /// Memory that image work (uploads, thumbnails, DICOM renderings) may
+    /// hold at once, reserved from each image's declared size before it is
+    /// decoded (see `server::budget`): an image that needs more than all of
+    /// it is refused (413), one that needs more than is free waits up to
+    /// `image_queue_ms`, then 503.
+    pub image_memory_bytes: u64,
     /// How long a thumbnail or a DICOM rendering waits for an image slot
     /// before 503: a results page asks for a dozen thumbnails at once, and
     /// a waiting request holds only its connection (bounded by
@@ -87,6 +93,7 @@ impl Default for ServeConfig {
             max_upload_pixels: 40_000_000,
             max_image_bytes: 256 << 20,
             max_concurrent_images: std::thread::available_parallelism().map_or(2, |n| n.get()),
+            image_memory_bytes: 1 << 30,
             image_queue_ms: 5_000,
             max_connections: 256,
             request_timeout_ms: 30_000,
@@ -154,6 +161,7 @@ impl ServeConfig {
             ("max_image_bytes", self.max_image_bytes == 0),
             ("max_concurrent_images", self.max_concurrent_images == 0),
             ("max_connections", self.max_connections == 0),
+            ("image_memory_bytes", self.image_memory_bytes == 0),
         ];
         if let Some((name, _)) = zero.iter().find(|(_, z)| *z) {
             return Err(format!("{name} must be at least 1"));
@@ -179,6 +187,11 @@ impl ServeConfig {
 
     pub fn ingest_timeout(&self) -> Duration {
         Duration::from_millis(self.ingest_timeout_ms.max(1))
+    }
+
+    /// How long image work waits for a slot or for memory.
+    pub fn image_queue(&self) -> Duration {
+        Duration::from_millis(self.image_queue_ms)
     }
 
     pub fn header_timeout(&self) -> Duration {

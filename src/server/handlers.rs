@@ -15,11 +15,14 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use super::error::ApiError;
-use super::images::{inside_roots, media_type, render_png, thumbnail};
+use super::images::{
+    bad_image, inside_roots, media_type, render_png, thumbnail, unreadable, within_budget,
+};
 use super::{guard, App};
 use crate::code::BinaryCode;
 use crate::config::{FRAME_FIELD, IMAGE_FIELD};
 use crate::encoder::preprocess::ImageLimits;
+use crate::encoder::untrusted::{open_regular, read_capped, FileError};
 use crate::encoder::AttentionMap;
 use crate::index::hybrid::Mode;
 use crate::ingest::{self, IngestError, IngestOptions, RecordError, Source};
@@ -202,8 +205,9 @@ pub async fn search(State(app): State<Arc<App>>, req: Request) -> Result<Json<Va
                     ),
                 )
             })?;
-        let body: SearchBody = serde_json::from_slice(&bytes)
+        let value: Value = serde_json::from_slice(&bytes)
             .map_err(|e| ApiError::bad_request(format!("the body is not a search request: {e}")))?;
+        let body = search_body(value)?;
         (body, None, None)
     };
     let result = blocking(move || {
@@ -217,7 +221,7 @@ pub async fn search(State(app): State<Arc<App>>, req: Request) -> Result<Json<Va
 }
 
 async fn read_multipart(mut form: Multipart) -> Result<(SearchBody, Option<Bytes>), ApiError> {
-    let mut fields: BTreeMap<String, String> = BTreeMap::new();
+    let mut fields = serde_json::Map::new();
     let mut image = None;
     while let Some(field) = form.next_field().await? {
         let name = field.name().unwrap_or_default().to_string();
@@ -229,43 +233,46 @@ async fn read_multipart(mut form: Multipart) -> Result<(SearchBody, Option<Bytes
         } else {
             let text = field.text().await?;
             if !text.is_empty() {
-                fields.insert(name, text);
+                let value = form_value(&name, &text)?;
+                fields.insert(name, value);
             }
         }
     }
-    let number = |name: &str| -> Result<Option<f64>, ApiError> {
-        fields
-            .get(name)
-            .map(|v| {
-                v.trim()
-                    .parse::<f64>()
-                    .map_err(|_| ApiError::bad_request(format!("{name} {v:?} is not a number")))
-            })
-            .transpose()
-    };
-    let body = SearchBody {
-        code: fields.get("code").cloned(),
-        like: fields.get("like").cloned(),
-        text: fields.get("text").cloned(),
-        filter: fields.get("filter").cloned(),
-        k: number("k")?.map(|v| v as usize),
-        radius: number("radius")?.map(|v| v as u32),
-        mode: fields.get("mode").cloned(),
-        weight: number("weight")?.map(|v| v as f32),
-        depth: number("depth")?.map(|v| v as usize),
-        explain: fields.get("explain").map(|v| v == "true"),
-    };
-    if let Some(unknown) = fields.keys().find(|k| {
-        ![
-            "code", "like", "text", "filter", "k", "radius", "mode", "weight", "depth", "explain",
-        ]
-        .contains(&k.as_str())
-    }) {
+    Ok((search_body(Value::Object(fields))?, image))
+}
+
+/// A form field as the JSON value it stands for, so that a form means
+/// exactly what the same JSON request means and is refused the same way
+/// (`k=2.9` as `"k": 2.9`, `radius=-1` as `"radius": -1`). Numbers are
+/// read with JSON's grammar, `explain` is `true` or `false`, the rest is text.
+fn form_value(name: &str, text: &str) -> Result<Value, ApiError> {
+    const FIELDS: [&str; 10] = [
+        "code", "like", "text", "filter", "k", "radius", "mode", "weight", "depth", "explain",
+    ];
+    if !FIELDS.contains(&name) {
         return Err(ApiError::bad_request(format!(
-            "unknown form field {unknown:?}"
+            "unknown form field {name:?}"
         )));
     }
-    Ok((body, image))
+    match name {
+        "k" | "radius" | "depth" | "weight" => serde_json::from_str::<serde_json::Number>(text)
+            .map(Value::Number)
+            .map_err(|_| ApiError::bad_request(format!("{name} {text:?} is not a number"))),
+        "explain" => match text {
+            "true" => Ok(Value::Bool(true)),
+            "false" => Ok(Value::Bool(false)),
+            _ => Err(ApiError::bad_request(format!(
+                "explain {text:?} is not true or false"
+            ))),
+        },
+        _ => Ok(Value::String(text.to_string())),
+    }
+}
+
+/// A search request from its JSON form (a JSON body, or a form's fields).
+fn search_body(value: Value) -> Result<SearchBody, ApiError> {
+    serde_json::from_value(value)
+        .map_err(|e| ApiError::bad_request(format!("the body is not a search request: {e}")))
 }
 
 fn run_search(app: &App, body: SearchBody, image: Option<Bytes>) -> Result<Value, ApiError> {
@@ -326,13 +333,13 @@ fn run_search(app: &App, body: SearchBody, image: Option<Bytes>) -> Result<Value
                 max_pixels: app.config.max_upload_pixels,
                 max_file_bytes: app.config.max_body_bytes as u64,
             };
-            let tensor = encoder
-                .preprocessor()
-                .with_limits(limits)
-                .tensor(bytes)
-                .map_err(|e| {
-                    ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "bad_image", e.to_string())
-                })?;
+            let tensor = within_budget(app, bytes, &limits, || {
+                encoder
+                    .preprocessor()
+                    .with_limits(limits)
+                    .tensor(bytes)
+                    .map_err(bad_image)
+            })?;
             let mut encoded = encoder
                 .encode(&tensor, 1)
                 .map_err(|e| ApiError::internal(e.to_string()))?;
@@ -472,19 +479,15 @@ enum OpenedImage {
 fn open_image(app: &App, id: &str, limit: u64) -> Result<OpenedImage, ApiError> {
     use std::io::{Read, Seek};
     let (path, frame) = image_path(app, id)?;
-    let unreadable = |_| ApiError::not_found("the image file is not readable");
-    let mut file = std::fs::File::open(&path).map_err(unreadable)?;
-    let len = file.metadata().map_err(unreadable)?.len();
+    let mut file = open_regular(&path).map_err(unreadable)?;
+    let io = |e: std::io::Error| unreadable(FileError::Io(e));
+    let len = file.metadata().map_err(io)?.len();
     if len > limit {
-        return Err(ApiError::new(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "too_large",
-            format!("the image file of {len} bytes is over the limit of {limit} bytes"),
-        ));
+        return Err(unreadable(FileError::TooLarge { limit }));
     }
     let mut head = [0u8; 132];
-    let n = file.read(&mut head).map_err(unreadable)?;
-    file.rewind().map_err(unreadable)?;
+    let n = file.read(&mut head).map_err(io)?;
+    file.rewind().map_err(io)?;
     if crate::encoder::dicom::is_dicom(&head[..n]) {
         Ok(OpenedImage::Dicom(file, len, frame))
     } else {
@@ -505,19 +508,23 @@ pub async fn document_image(
         blocking(move || open_image(&app, &id, limit)).await?
     };
     let (file, len, head) = match opened {
-        OpenedImage::Dicom(mut file, len, frame) => {
+        OpenedImage::Dicom(file, len, frame) => {
             let slot = app.image_slot_queued().await?;
             let png = blocking(move || {
                 use std::io::Read;
                 let _slot = slot;
                 let mut bytes = Vec::with_capacity(len as usize);
-                file.read_to_end(&mut bytes)
-                    .map_err(|_| ApiError::not_found("the image file is not readable"))?;
+                file.take(limit.saturating_add(1))
+                    .read_to_end(&mut bytes)
+                    .map_err(|e| unreadable(FileError::Io(e)))?;
+                if bytes.len() as u64 > limit {
+                    return Err(unreadable(FileError::TooLarge { limit }));
+                }
                 let limits = ImageLimits {
                     max_file_bytes: limit,
                     ..ImageLimits::default()
                 };
-                render_png(&bytes, &limits, frame)
+                within_budget(&app, &bytes, &limits, || render_png(&bytes, &limits, frame))
             })
             .await?;
             return Ok((
@@ -589,22 +596,10 @@ pub async fn document_thumbnail(
             max_file_bytes: app.config.max_image_bytes,
             ..ImageLimits::default()
         };
-        let len = std::fs::metadata(&path)
-            .map_err(|_| ApiError::not_found("the image file is not readable"))?
-            .len();
-        if len > limits.max_file_bytes {
-            return Err(ApiError::new(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "too_large",
-                format!(
-                    "the image file of {len} bytes is over the limit of {} bytes",
-                    limits.max_file_bytes
-                ),
-            ));
-        }
-        let bytes = std::fs::read(&path)
-            .map_err(|_| ApiError::not_found("the image file is not readable"))?;
-        let jpeg = thumbnail(&bytes, size, &limits, frame)?;
+        let bytes = read_capped(&path, limits.max_file_bytes).map_err(unreadable)?;
+        let jpeg = within_budget(&app, &bytes, &limits, || {
+            thumbnail(&bytes, size, &limits, frame)
+        })?;
         Ok((
             [
                 (header::CONTENT_TYPE, "image/jpeg"),

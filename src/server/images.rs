@@ -8,8 +8,50 @@ use std::path::{Path, PathBuf};
 use axum::http::StatusCode;
 use image::ImageFormat;
 
+use super::budget::MemoryBudget;
 use super::error::ApiError;
-use crate::encoder::preprocess::{decode_frame, ImageLimits};
+use super::App;
+use crate::encoder::preprocess::{decode_frame, decoded_bytes, ImageError, ImageLimits};
+use crate::encoder::untrusted::FileError;
+
+/// A served image file that could not be read, as the API answers it:
+/// over the size limit 413, not a regular file 422, anything else 404
+/// (the server's file layout stays private).
+pub fn unreadable(e: FileError) -> ApiError {
+    match e {
+        FileError::TooLarge { limit } => ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "too_large",
+            format!("the image file is over the limit of {limit} bytes"),
+        ),
+        FileError::NotRegular(what) => ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "bad_image",
+            format!("the image is not a regular file but {what}"),
+        ),
+        _ => ApiError::not_found("the image file is not readable"),
+    }
+}
+
+/// An image refused by the decoder: 422, with the reason.
+pub fn bad_image(e: ImageError) -> ApiError {
+    ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "bad_image", e.to_string())
+}
+
+/// Runs `work` (which decodes `bytes` within `limits`) once its peak
+/// memory, read from the image's header, is reserved from the app's
+/// budget; a header over the limits is refused before anything is reserved.
+pub fn within_budget<T>(
+    app: &App,
+    bytes: &[u8],
+    limits: &ImageLimits,
+    work: impl FnOnce() -> Result<T, ApiError>,
+) -> Result<T, ApiError> {
+    let decoded = decoded_bytes(bytes, limits).map_err(bad_image)?;
+    let peak = MemoryBudget::peak(bytes.len() as u64, decoded);
+    let _held = app.memory.reserve(peak, app.config.image_queue())?;
+    work()
+}
 
 /// The real path of `path` if it lies inside one of `roots` (which are
 /// already canonical).
@@ -53,8 +95,7 @@ pub fn thumbnail(
     limits: &ImageLimits,
     frame: u32,
 ) -> Result<Vec<u8>, ApiError> {
-    let image = decode_frame(bytes, limits, frame)
-        .map_err(|e| ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "bad_image", e.to_string()))?;
+    let image = decode_frame(bytes, limits, frame).map_err(bad_image)?;
     let small = image.thumbnail(size, size).to_rgb8();
     let mut out = Vec::new();
     image::DynamicImage::ImageRgb8(small)
@@ -66,8 +107,7 @@ pub fn thumbnail(
 /// The whole picture (frame `frame`, from 0) as a PNG (8 bits a sample;
 /// grey stays grey).
 pub fn render_png(bytes: &[u8], limits: &ImageLimits, frame: u32) -> Result<Vec<u8>, ApiError> {
-    let image = decode_frame(bytes, limits, frame)
-        .map_err(|e| ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "bad_image", e.to_string()))?;
+    let image = decode_frame(bytes, limits, frame).map_err(bad_image)?;
     let image = if image.color().has_color() {
         image::DynamicImage::ImageRgb8(image.to_rgb8())
     } else {

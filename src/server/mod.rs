@@ -17,6 +17,7 @@
 //! configured roots ([`images`]). `docs/SECURITY.md` lists every limit.
 //! The API is described by `schemas/openapi.json`.
 
+pub mod budget;
 pub mod config;
 pub mod error;
 pub mod guard;
@@ -54,6 +55,8 @@ pub struct App {
     pub ingest_lock: tokio::sync::Mutex<()>,
     /// Slots for decoding and encoding images.
     image_slots: Arc<Semaphore>,
+    /// Memory image work may hold at once.
+    pub memory: budget::MemoryBudget,
     /// Why the index could not be reloaded, while it cannot.
     degraded: Mutex<Option<String>>,
 }
@@ -68,6 +71,7 @@ impl App {
             .unwrap_or_else(ServeConfig::random_token);
         Self {
             image_slots: Arc::new(Semaphore::new(config.max_concurrent_images)),
+            memory: budget::MemoryBudget::new(config.image_memory_bytes),
             store,
             encoder,
             token,
@@ -182,10 +186,55 @@ pub fn router(app: Arc<App>) -> Router {
         );
     }
     router
+        .layer(middleware::from_fn(json_errors))
         .layer(CatchPanicLayer::custom(|_| {
             ApiError::internal("the server failed on this request").into_response()
         }))
         .with_state(app)
+}
+
+/// Makes every refusal the API's JSON error, whoever made it: axum's own
+/// extractor rejections (a path that is not UTF-8, a query that does not
+/// parse) and its fallbacks answer `text/plain`; their status and text are
+/// kept, in the documented shape.
+async fn json_errors(req: Request, next: Next) -> Response {
+    let response = next.run(req).await;
+    let status = response.status();
+    let is_json = response
+        .headers()
+        .get(axum::http::header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(b"application/json"));
+    if !(status.is_client_error() || status.is_server_error()) || is_json {
+        return response;
+    }
+    let (parts, body) = response.into_parts();
+    let text = axum::body::to_bytes(body, 4096).await.unwrap_or_default();
+    let message = String::from_utf8_lossy(&text).trim().to_string();
+    let code = match status {
+        StatusCode::BAD_REQUEST => "bad_request",
+        StatusCode::NOT_FOUND => "not_found",
+        StatusCode::METHOD_NOT_ALLOWED => "method_not_allowed",
+        StatusCode::PAYLOAD_TOO_LARGE => "too_large",
+        StatusCode::UNSUPPORTED_MEDIA_TYPE => "unsupported_media_type",
+        StatusCode::UNPROCESSABLE_ENTITY => "bad_request",
+        s if s.is_server_error() => "internal",
+        _ => "refused",
+    };
+    let message = if message.is_empty() {
+        status.canonical_reason().unwrap_or("refused").to_string()
+    } else {
+        message
+    };
+    let mut json = ApiError::new(status, code, message).into_response();
+    for name in [
+        axum::http::header::RETRY_AFTER,
+        axum::http::header::WWW_AUTHENTICATE,
+    ] {
+        if let Some(v) = parts.headers.get(&name) {
+            json.headers_mut().insert(name, v.clone());
+        }
+    }
+    json
 }
 
 /// Refuses a body whose declared length is over the limit before reading

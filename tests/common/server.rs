@@ -22,6 +22,27 @@ pub fn ash(args: &[&str]) -> std::process::Output {
         .unwrap()
 }
 
+/// A new, empty index with the shipped example configuration and the
+/// 48-bit model, after `edit` has changed the configuration.
+pub fn new_index(dir: &Path, edit: impl FnOnce(&mut Value)) -> String {
+    let mut c: Value = serde_json::from_str(
+        &std::fs::read_to_string(Path::new(ROOT).join("schemas/examples/index.json")).unwrap(),
+    )
+    .unwrap();
+    c["hash"]["encoder"] = json!(format!("{ROOT}/plugin/models/ash-synfundus-48"));
+    edit(&mut c);
+    let cfg = dir.join("config.json");
+    std::fs::write(&cfg, c.to_string()).unwrap();
+    let index = dir.join("index").display().to_string();
+    let out = ash(&["init", &index, "--schema", cfg.to_str().unwrap()]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    index
+}
+
 /// An index of the fixture records (11 images, 48-bit ASH codes).
 pub fn fixture_index(dir: &Path) -> String {
     let index = dir.join("index");

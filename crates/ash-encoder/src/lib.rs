@@ -18,6 +18,7 @@ pub mod manifest;
 pub mod pool;
 pub mod preprocess;
 pub mod runtime;
+pub mod untrusted;
 
 use std::path::{Path, PathBuf};
 

@@ -86,14 +86,7 @@ impl Preprocessor {
     /// Reads, decodes and converts frame `frame` (from 0) of one file: a
     /// frame of a multi-frame DICOM object, or 0 for any image.
     pub fn load_frame(&self, path: &Path, frame: u32) -> Result<Vec<f32>, ImageError> {
-        let len = std::fs::metadata(path).map_err(ImageError::Read)?.len();
-        if len > self.limits.max_file_bytes {
-            return Err(ImageError::OverLimit(format!(
-                "file of {len} bytes is over the limit of {} bytes",
-                self.limits.max_file_bytes
-            )));
-        }
-        let bytes = std::fs::read(path).map_err(ImageError::Read)?;
+        let bytes = crate::untrusted::read_capped(path, self.limits.max_file_bytes)?;
         self.tensor_frame(&bytes, frame)
     }
 
@@ -223,15 +216,7 @@ fn decode_checked(
             frame + 1
         )));
     }
-    let mut reader = ImageReader::new(Cursor::new(bytes))
-        .with_guessed_format()
-        .map_err(ImageError::Read)?;
-    let Some(format) = reader.format() else {
-        return Err(ImageError::Unsupported(
-            "unsupported or unrecognised image format (PNG, JPEG, TIFF, BMP and DICOM are read)"
-                .into(),
-        ));
-    };
+    let (mut reader, format) = recognise(bytes)?;
     super::integrity::check(format, bytes)?;
     let mut decoder_limits = Limits::default();
     decoder_limits.max_image_width = Some(limits.max_side);
@@ -242,9 +227,44 @@ fn decode_checked(
         .into_decoder()
         .map_err(|e| describe(format, e, limits))?;
     let (w, h) = decoder.dimensions();
+    check_dimensions(w, h, limits)?;
+    let orientation = decoder
+        .orientation()
+        .unwrap_or(image::metadata::Orientation::NoTransforms);
+    let mut image = DynamicImage::from_decoder(decoder).map_err(|e| describe(format, e, limits))?;
+    image.apply_orientation(orientation);
+    Ok(image)
+}
+
+/// A reader over image bytes held in memory.
+type MemoryReader<'a> = ImageReader<Cursor<&'a [u8]>>;
+
+/// A reader for `bytes` and their format, told from their first bytes.
+fn recognise(bytes: &[u8]) -> Result<(MemoryReader<'_>, image::ImageFormat), ImageError> {
+    let reader = ImageReader::new(Cursor::new(bytes))
+        .with_guessed_format()
+        .map_err(ImageError::Read)?;
+    match reader.format() {
+        Some(format) => Ok((reader, format)),
+        None => Err(ImageError::Unsupported(
+            "unsupported or unrecognised image format (PNG, JPEG, TIFF, BMP and DICOM are read)"
+                .into(),
+        )),
+    }
+}
+
+/// An image's declared size against `limits` (from its header, before
+/// any pixel buffer is made).
+fn check_dimensions(w: u32, h: u32, limits: &ImageLimits) -> Result<(), ImageError> {
     if w == 0 || h == 0 {
         return Err(ImageError::Damaged(format!(
             "image has no pixels ({w}×{h})"
+        )));
+    }
+    if w.max(h) > limits.max_side {
+        return Err(ImageError::OverLimit(format!(
+            "{w}×{h} pixels is over the limit of {} pixels a side",
+            limits.max_side
         )));
     }
     if u64::from(w) * u64::from(h) > limits.max_pixels {
@@ -253,12 +273,7 @@ fn decode_checked(
             limits.max_pixels
         )));
     }
-    let orientation = decoder
-        .orientation()
-        .unwrap_or(image::metadata::Orientation::NoTransforms);
-    let mut image = DynamicImage::from_decoder(decoder).map_err(|e| describe(format, e, limits))?;
-    image.apply_orientation(orientation);
-    Ok(image)
+    Ok(())
 }
 
 fn describe(format: image::ImageFormat, e: image::ImageError, limits: &ImageLimits) -> ImageError {
@@ -277,6 +292,34 @@ fn describe(format: image::ImageFormat, e: image::ImageError, limits: &ImageLimi
         }
         other => ImageError::Damaged(format!("corrupt or truncated {kind} file: {other}")),
     }
+}
+
+/// Bytes the decoded image (of `frame`'s size, for DICOM) takes, from its
+/// header alone, once the declared size is checked against `limits`: what
+/// a caller reserves before decoding ([`decode_frame`] holds about twice
+/// this at its peak: the decoded picture and its 8-bit copy).
+///
+/// ```
+/// use ash_encoder::preprocess::{decoded_bytes, ImageLimits};
+/// let mut png = Vec::new();
+/// image::DynamicImage::new_rgb8(40, 30)
+///     .write_to(&mut std::io::Cursor::new(&mut png), image::ImageFormat::Png)
+///     .unwrap();
+/// assert_eq!(decoded_bytes(&png, &ImageLimits::default()).unwrap(), 40 * 30 * 3);
+/// ```
+pub fn decoded_bytes(bytes: &[u8], limits: &ImageLimits) -> Result<u64, ImageError> {
+    guarded(|| {
+        if super::dicom::is_dicom(bytes) {
+            return super::dicom::decoded_frame_bytes(bytes, limits);
+        }
+        let (reader, format) = recognise(bytes)?;
+        let decoder = reader
+            .into_decoder()
+            .map_err(|e| describe(format, e, limits))?;
+        let (w, h) = decoder.dimensions();
+        check_dimensions(w, h, limits)?;
+        Ok(decoder.total_bytes())
+    })
 }
 
 /// Why an image was refused. The variant is the class a caller acts on;
@@ -300,6 +343,17 @@ pub enum ImageError {
     /// A decoder or the resizer failed (or panicked) on this file.
     #[error("{0}")]
     Failed(String),
+}
+
+impl From<crate::untrusted::FileError> for ImageError {
+    fn from(e: crate::untrusted::FileError) -> Self {
+        use crate::untrusted::FileError;
+        match e {
+            FileError::Io(io) => ImageError::Read(io),
+            FileError::TooLarge { .. } => ImageError::OverLimit(e.to_string()),
+            other => ImageError::Unsupported(other.to_string()),
+        }
+    }
 }
 
 #[cfg(test)]

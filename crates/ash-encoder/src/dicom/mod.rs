@@ -26,6 +26,11 @@ use image::DynamicImage;
 
 use crate::preprocess::{ImageError, ImageLimits};
 
+mod pixels;
+mod scan;
+
+pub use scan::{MAX_ELEMENTS, MAX_FRAMES, MAX_SEQUENCE_DEPTH};
+
 /// Whether `bytes` start like a DICOM Part 10 file (`DICM` at byte 128).
 ///
 /// ```
@@ -69,27 +74,30 @@ pub fn tag_hex(keyword: &str) -> Option<String> {
     }
 }
 
-/// The header of a DICOM file: everything before its pixel data.
+/// The header of a DICOM file: everything before its pixel data, and the
+/// number of frames its pixel data holds.
 pub struct DicomHeader {
     object: DefaultDicomObject,
+    frames: u32,
 }
 
 impl DicomHeader {
-    /// Parses the file meta group and the data set up to the pixel data.
+    /// Parses the file meta group and the data set up to the pixel data,
+    /// once the whole object's structure is checked (see the module docs):
+    /// a truncated or inconsistent object has no header to use.
     pub fn read(bytes: &[u8]) -> Result<Self, ImageError> {
+        let scanned = scan::scan(bytes, ImageLimits::default().max_file_bytes)?;
+        let frames = scanned.frames()?;
         Ok(Self {
             object: open(bytes, true)?,
+            frames,
         })
     }
 
-    /// Parses a file's header, reading no further than its pixel data.
-    pub fn open(path: &std::path::Path) -> Result<Self, ImageError> {
-        OpenFileOptions::new()
-            .read_preamble(dicom_object::file::ReadPreamble::Always)
-            .read_until(tags::PIXEL_DATA)
-            .open_file(path)
-            .map(|object| Self { object })
-            .map_err(|e| ImageError::Damaged(format!("not a readable DICOM file: {}", chain(&e))))
+    /// Reads a file (a regular file, at most `limit` bytes: see
+    /// [`crate::untrusted`]) and parses its header as [`DicomHeader::read`].
+    pub fn open(path: &std::path::Path, limit: u64) -> Result<Self, ImageError> {
+        Self::read(&crate::untrusted::read_capped(path, limit)?)
     }
 
     /// An attribute's value as text, by its DICOM keyword (`PatientID`,
@@ -117,18 +125,27 @@ impl DicomHeader {
         clean(self.object.meta().transfer_syntax())
     }
 
-    /// Frames in the pixel data (1 when `NumberOfFrames` is absent).
+    /// Frames in the pixel data: `NumberOfFrames` (1 when absent), checked
+    /// against the pixel data present.
     pub fn frames(&self) -> u32 {
-        self.value("NumberOfFrames")
-            .and_then(|n| n.parse().ok())
-            .unwrap_or(1)
+        self.frames
     }
+}
+
+/// Bytes one decoded frame of a DICOM object takes, once its structure
+/// and declared size are checked against `limits`: what a caller reserves
+/// before decoding.
+pub fn decoded_frame_bytes(bytes: &[u8], limits: &ImageLimits) -> Result<u64, ImageError> {
+    let scanned = scan::scan(bytes, limits.max_file_bytes)?;
+    scanned.check_limits(limits)?;
+    Ok(scanned.decoded_frame_bytes())
 }
 
 /// Decodes frame `frame` (from 0) of a DICOM file, within `limits`.
 pub fn decode(bytes: &[u8], limits: &ImageLimits, frame: u32) -> Result<DynamicImage, ImageError> {
+    let scanned = scan::scan(bytes, limits.max_file_bytes)?;
     let object = open(bytes, false)?;
-    let header = DicomHeader { object };
+    let header = DicomHeader { object, frames: 1 };
     let ts_uid = header.transfer_syntax();
     let ts = TransferSyntaxRegistry.get(&ts_uid).ok_or_else(|| {
         ImageError::Unsupported(format!("DICOM transfer syntax {ts_uid} is not known"))
@@ -155,30 +172,8 @@ pub fn decode(bytes: &[u8], limits: &ImageLimits, frame: u32) -> Result<DynamicI
                 .unwrap_or_default()
         )));
     }
-    let number = |tag| {
-        object
-            .element_opt(tag)
-            .ok()
-            .flatten()
-            .and_then(|e| e.to_int::<u32>().ok())
-            .unwrap_or(0)
-    };
-    let (rows, columns) = (number(tags::ROWS), number(tags::COLUMNS));
-    if rows == 0 || columns == 0 {
-        return Err(ImageError::Damaged(format!(
-            "DICOM image has no pixels ({columns}×{rows})"
-        )));
-    }
-    if rows.max(columns) > limits.max_side
-        || u64::from(rows) * u64::from(columns) > limits.max_pixels
-    {
-        return Err(ImageError::OverLimit(format!(
-            "DICOM image of {columns}×{rows} pixels is over the size limits ({} pixels a side, \
-             {} pixels in all)",
-            limits.max_side, limits.max_pixels
-        )));
-    }
-    let frames = number(tags::NUMBER_OF_FRAMES).max(1);
+    scanned.check_limits(limits)?;
+    let frames = scanned.frames()?;
     if frame >= frames {
         return Err(ImageError::Unsupported(format!(
             "DICOM frame {} asked for; the object has {frames}",
