@@ -326,8 +326,9 @@ fn hostile_dicom_uploads_without_a_credential_leave_the_server_answering() {
     });
     healthy(&s);
     let (hwm, peak) = memory_kib(s.child.id());
+    eprintln!("server after hostile uploads: VmHWM {hwm} KiB, VmPeak {peak} KiB");
     assert!(hwm < 1_000_000, "server resident peak {hwm} KiB");
-    assert!(peak < 8_000_000, "server address-space peak {peak} KiB");
+    assert!(peak < 4_000_000, "server address-space peak {peak} KiB");
     // An intact DICOM upload still searches.
     let (ct, body) = multipart(&[("k", "3")], Some(("image", &intact("1.2.826.7.9"))));
     let (st, res) = s.post("/search", &ct, body, &[]);

@@ -215,8 +215,19 @@ fn a_codestream_larger_than_its_header_says_is_refused_before_decoding() {
         DicomHeader::read(&claim),
         Err(ImageError::Damaged(_))
     ));
-    let bytes = &claim;
-    assert!(decode_frame(bytes, &limits(), 0).is_err());
+    assert!(decode_frame(&claim, &limits(), 0).is_err());
+    // The same codestream in a JP2 file's codestream box.
+    let mut jp2 = vec![
+        0, 0, 0, 0x0C, b'j', b'P', b' ', b' ', 0x0D, 0x0A, 0x87, 0x0A,
+    ];
+    jp2.extend((8 + j2k.len() as u32).to_be_bytes());
+    jp2.extend(b"jp2c");
+    jp2.extend(&j2k);
+    let wrapped = jpeg_image("1.2.3.12", 8, 8, &jp2);
+    assert!(matches!(
+        DicomHeader::read(&wrapped),
+        Err(ImageError::Damaged(_))
+    ));
 }
 
 #[test]

@@ -206,9 +206,17 @@ impl PixelModule {
     /// allocates by what the codestream says; JPEG 2000's components and
     /// tiles are bounded too (its decoder keeps state per tile).
     pub(super) fn check_codestream(&self, fragment: &[u8]) -> Result<(), ImageError> {
+        const SOC_SIZ: [u8; 4] = [0xFF, 0x4F, 0xFF, 0x51];
+        const JP2: [u8; 8] = [0, 0, 0, 0x0C, b'j', b'P', b' ', b' '];
         let size = match fragment {
             [0xFF, 0xD8, ..] => jpeg_size(fragment),
             [0xFF, 0x4F, 0xFF, 0x51, ..] => j2k_size(fragment),
+            // A JP2 file (not allowed in DICOM, but a decoder may take
+            // it): its codestream box holds the same header.
+            _ if fragment.starts_with(&JP2) => fragment
+                .windows(4)
+                .position(|w| w == SOC_SIZ)
+                .and_then(|at| j2k_size(&fragment[at..])),
             _ => return Ok(()),
         };
         let Some((width, height, components, tiles)) = size else {
