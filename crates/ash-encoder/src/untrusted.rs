@@ -2,12 +2,13 @@
 //! paths in records, `encode`'s arguments and lists, the server's image
 //! roots, objects kept from a PACS.
 //!
-//! How it works: a path is opened without blocking (`O_NONBLOCK`, so a FIFO
-//! whose writer never comes cannot hang the open) and without becoming a
-//! controlling terminal, then the open file itself is checked: only a
-//! regular file is read; a FIFO, a device (`/dev/zero`), a socket or a
-//! folder is refused with what it is. A symbolic link is followed to what
-//! it names, and that is what is checked. Reads go through a reader capped
+//! How it works: what a path names is looked at first (`stat`), so a
+//! device is never opened; then it is opened without blocking (`O_NONBLOCK`,
+//! so a FIFO swapped in meanwhile cannot hang the open) and without
+//! becoming a controlling terminal, and the open file itself is checked
+//! again: only a regular file is read; a FIFO, a device (`/dev/zero`), a
+//! socket or a folder is refused with what it is. A symbolic link is
+//! followed to what it names, and that is what is checked. Reads go through a reader capped
 //! at the limit, whatever the file's size claims (files that grow, or
 //! report 0 bytes), so no file can make a read unbounded.
 //!
@@ -47,6 +48,13 @@ pub enum FileError {
 /// assert!(matches!(open_regular("/".as_ref()), Err(FileError::NotRegular("a folder"))));
 /// ```
 pub fn open_regular(path: &Path) -> Result<File, FileError> {
+    // What the path names is looked at before it is opened: opening some
+    // devices has effects of its own. The open file is checked again, in
+    // case the path changed in between.
+    let named = std::fs::metadata(path)?.file_type();
+    if !named.is_file() {
+        return Err(FileError::NotRegular(describe(named)));
+    }
     let mut options = OpenOptions::new();
     options.read(true);
     #[cfg(unix)]
