@@ -7,9 +7,9 @@
 
 use std::time::Instant;
 
-use ash_search::code::BinaryCode;
-use ash_search::mih::{open_mmap, write_atomic, Hit, MihBuilder, SearchOptions};
-use ash_search::npy;
+use ash_mih::code::BinaryCode;
+use ash_mih::npy;
+use ash_mih::{open_mmap, write_atomic, Hit, MihBuilder, SearchOptions};
 use serde_json::json;
 
 const KS: [usize; 3] = [1, 10, 100];
@@ -74,7 +74,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             q,
             10,
             &SearchOptions {
-                strategy: ash_search::mih::Strategy::Scan,
+                strategy: ash_mih::Strategy::Scan,
                 ..opts
             },
         )?;
@@ -90,7 +90,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             let t = Instant::now();
             let (hits, stats) = index.knn_with_stats(q, k, &opts)?;
             times.push(t.elapsed().as_secs_f64());
-            scans += usize::from(stats.strategy == ash_search::mih::Strategy::Scan);
+            scans += usize::from(stats.strategy == ash_mih::Strategy::Scan);
             all.push(hits);
         }
         ours.insert(format!("knn{k}"), json!({"median_ms": median_ms(times.clone()), "p99_ms": p99_ms(times), "scan_share": scans as f64 / queries.len() as f64}));

@@ -9,13 +9,13 @@
 
 use std::time::Instant;
 
-use ash_search::code::BinaryCode;
-use ash_search::index::hybrid::{self, Mode};
-use ash_search::index::knn::{knn, knn_explained, KnnRequest};
-use ash_search::index::restrict::FilterStrategy;
-use ash_search::index::{add_hash_field, HashIndex};
-use ash_search::mih::{MihBuilder, MihIndex, SearchOptions};
-use ash_search::synth::{generate, Spread};
+use ash_mih::code::BinaryCode;
+use ash_mih::synth::{generate, Spread};
+use ash_mih::{MihBuilder, MihIndex, SearchOptions};
+use ash_tantivy::hybrid::{self, Mode};
+use ash_tantivy::knn::{knn, knn_explained, KnnRequest};
+use ash_tantivy::restrict::FilterStrategy;
+use ash_tantivy::{add_hash_field, HashIndex};
 use serde_json::json;
 use tantivy::collector::TopDocs;
 use tantivy::indexer::NoMergePolicy;

@@ -16,12 +16,12 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use ash_encoder::EncoderOptions;
+use ash_mih::synth::{generate, Spread};
 use ash_search::config::{EncoderRef, IndexConfig};
-use ash_search::encoder::EncoderOptions;
 use ash_search::ingest::{self, IngestOptions, Source};
 use ash_search::server::{self, App, ServeConfig};
 use ash_search::store::Store;
-use ash_search::synth::{generate, Spread};
 use serde_json::{json, Value};
 
 const ROOT: &str = env!("CARGO_MANIFEST_DIR");

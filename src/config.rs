@@ -8,8 +8,8 @@ use tantivy::schema::{
     STRING, TEXT,
 };
 
-use crate::encoder::manifest::EncoderPin;
-use crate::index::{add_hash_field, IndexError};
+use ash_encoder::manifest::EncoderPin;
+use ash_tantivy::{add_hash_field, IndexError};
 
 /// The JSON Schema of the configuration.
 pub const INDEX_SCHEMA: &str = include_str!("../schemas/index.schema.json");
@@ -260,7 +260,7 @@ impl IndexConfig {
             Some(f) if f.kind == FieldKind::Keyword && f.stored && f.indexed => {}
             _ => return Err(ConfigError::IdField),
         }
-        let known = crate::encoder::dicom::is_keyword;
+        let known = ash_encoder::dicom::is_keyword;
         if !known(&self.dicom.id) {
             return Err(ConfigError::DicomKeyword(self.dicom.id.clone()));
         }

@@ -2,8 +2,7 @@
 //! `kind()` returning an [`ErrorKind`]; the server turns it into a status
 //! and the CLI into its message, so neither ever reads an error's text.
 
-use crate::encoder::EncoderErrorKind;
-use crate::index;
+use ash_encoder::EncoderErrorKind;
 
 /// Whose fault a failure is, and whether trying again can help.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -28,13 +27,13 @@ pub enum ErrorKind {
     Internal,
 }
 
-impl From<index::ErrorKind> for ErrorKind {
-    fn from(kind: index::ErrorKind) -> Self {
+impl From<ash_tantivy::ErrorKind> for ErrorKind {
+    fn from(kind: ash_tantivy::ErrorKind) -> Self {
         match kind {
-            index::ErrorKind::InvalidInput => ErrorKind::InvalidInput,
-            index::ErrorKind::Busy => ErrorKind::Busy,
-            index::ErrorKind::Corrupt => ErrorKind::Corrupt,
-            index::ErrorKind::Io => ErrorKind::Io,
+            ash_tantivy::ErrorKind::InvalidInput => ErrorKind::InvalidInput,
+            ash_tantivy::ErrorKind::Busy => ErrorKind::Busy,
+            ash_tantivy::ErrorKind::Corrupt => ErrorKind::Corrupt,
+            ash_tantivy::ErrorKind::Io => ErrorKind::Io,
             _ => ErrorKind::Internal,
         }
     }

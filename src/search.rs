@@ -11,13 +11,13 @@ use tantivy::query::{Query, QueryParser, TermQuery};
 use tantivy::schema::{FieldType, IndexRecordOption, Value};
 use tantivy::{DocAddress, Searcher, TantivyDocument, Term};
 
-use crate::code::BinaryCode;
 use crate::config::ID_FIELD;
 use crate::error::ErrorKind;
-use crate::index::hybrid::{self, Mode};
-use crate::index::query_text::{parse_bounded, QueryLimits, QueryTextError};
-use crate::index::{Hit, IndexError};
 use crate::store::Store;
+use ash_mih::code::BinaryCode;
+use ash_tantivy::hybrid::{self, Mode};
+use ash_tantivy::query_text::{parse_bounded, QueryLimits, QueryTextError};
+use ash_tantivy::{Hit, IndexError};
 
 /// What to search for. At least one of `code`, `like` or `text`.
 #[derive(Debug, Clone, Default)]

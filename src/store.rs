@@ -11,10 +11,10 @@ use std::sync::Mutex;
 use tantivy::schema::Field;
 
 use crate::config::{ConfigError, EncoderRef, IndexConfig, ID_FIELD};
-use crate::encoder::manifest::{read_plugin, EncoderPin};
-use crate::encoder::{Encoder, EncoderError, EncoderOptions};
 use crate::error::ErrorKind;
-use crate::index::{HashIndex, IndexError};
+use ash_encoder::manifest::{read_plugin, EncoderPin};
+use ash_encoder::{Encoder, EncoderError, EncoderOptions};
+use ash_tantivy::{HashIndex, IndexError};
 
 /// The configuration file inside an index directory.
 pub const CONFIG_FILE: &str = "ash-index.json";
@@ -251,11 +251,11 @@ fn read_config(dir: &Path) -> Result<IndexConfig, StoreError> {
     IndexConfig::from_json(&text).map_err(|source| StoreError::Config { path, source })
 }
 
-/// Writes `ash-index.json` atomically and durably ([`crate::fsio`]).
+/// Writes `ash-index.json` atomically and durably ([`ash_mih::fsio`]).
 fn write_config(dir: &Path, config: &IndexConfig) -> Result<(), StoreError> {
     let text = serde_json::to_string_pretty(config).expect("config serialises");
     let path = dir.join(CONFIG_FILE);
-    crate::fsio::write_atomic(&path, text.as_bytes()).map_err(io_at(&path))
+    ash_mih::fsio::write_atomic(&path, text.as_bytes()).map_err(io_at(&path))
 }
 
 /// tantivy's index file, written when an index is created.

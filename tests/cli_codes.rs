@@ -5,8 +5,8 @@ mod common;
 use std::path::Path;
 use std::process::{Command, Output};
 
-use ash_search::code::BinaryCode;
-use ash_search::npy;
+use ash_mih::code::BinaryCode;
+use ash_mih::npy;
 use common::{brute_force, brute_knn, brute_range};
 
 fn ash(args: &[&str]) -> Output {

@@ -4,7 +4,7 @@
 use std::path::Path;
 use std::process::{Command, Output};
 
-use ash_search::code::BinaryCode;
+use ash_mih::code::BinaryCode;
 use serde_json::Value;
 
 fn ash(args: &[&str]) -> Output {

@@ -5,8 +5,8 @@
 use std::io::Cursor;
 use std::path::{Path, PathBuf};
 
-use ash_search::encoder::preprocess::{decode, ImageLimits, Preprocessor};
-use ash_search::encoder::{Encoder, EncoderOptions};
+use ash_encoder::preprocess::{decode, ImageLimits, Preprocessor};
+use ash_encoder::{Encoder, EncoderOptions};
 use image::{DynamicImage, ImageFormat};
 use serde_json::Value;
 
@@ -63,7 +63,7 @@ fn shipped_models_match_their_test_vectors() {
                 }
             }
             let want_code = v["code"].as_str().unwrap();
-            let differing = ash_search::code::BinaryCode::from_hex(want_code, want.len())
+            let differing = ash_mih::code::BinaryCode::from_hex(want_code, want.len())
                 .unwrap()
                 .distance(&got.code)
                 .unwrap();

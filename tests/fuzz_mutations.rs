@@ -10,10 +10,10 @@
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
-use ash_search::code::BinaryCode;
-use ash_search::mih::format::{get_u32, FIXED_HEADER_LEN, FOOTER_LEN};
-use ash_search::mih::{DocSet, MihBuilder, MihIndex, SearchOptions, Strategy};
-use ash_search::synth::{generate, Spread};
+use ash_mih::code::BinaryCode;
+use ash_mih::format::{get_u32, FIXED_HEADER_LEN, FOOTER_LEN};
+use ash_mih::synth::{generate, Spread};
+use ash_mih::{DocSet, MihBuilder, MihIndex, SearchOptions, Strategy};
 use roaring::RoaringBitmap;
 
 /// SplitMix64: small, seedable, the same on every machine.
@@ -335,13 +335,13 @@ fn damaged_manifests_never_panic_the_reader() {
     fuzz("manifest", iterations(100_000) / 50, |rng| {
         let damaged = mutate_text(&text, rng);
         std::fs::write(dir.path().join("manifest.json"), damaged).unwrap();
-        let _ = ash_search::encoder::manifest::read_plugin(dir.path());
+        let _ = ash_encoder::manifest::read_plugin(dir.path());
     });
 }
 
 #[test]
 fn random_query_strings_never_panic_or_overflow_the_parser() {
-    use ash_search::index::query_text::{parse_bounded, QueryLimits};
+    use ash_tantivy::query_text::{parse_bounded, QueryLimits};
     use tantivy::schema::{Schema, FAST, INDEXED, STRING, TEXT};
     let mut schema = Schema::builder();
     let report = schema.add_text_field("report", TEXT);

@@ -4,12 +4,12 @@
 
 use std::collections::BTreeMap;
 
-use ash_search::code::BinaryCode;
-use ash_search::index::hybrid::{self, Mode};
-use ash_search::index::knn::{knn, knn_explained, KnnRequest};
-use ash_search::index::restrict::FilterStrategy;
-use ash_search::index::{add_hash_field, HashField, HashIndex, Hit};
-use ash_search::synth::{generate, Spread};
+use ash_mih::code::BinaryCode;
+use ash_mih::synth::{generate, Spread};
+use ash_tantivy::hybrid::{self, Mode};
+use ash_tantivy::knn::{knn, knn_explained, KnnRequest};
+use ash_tantivy::restrict::FilterStrategy;
+use ash_tantivy::{add_hash_field, HashField, HashIndex, Hit};
 use tantivy::collector::TopDocs;
 use tantivy::indexer::NoMergePolicy;
 use tantivy::query::{BooleanQuery, ConstScoreQuery, Occur, Query, QueryParser, TermQuery};
@@ -640,13 +640,13 @@ fn explain_boost_cache_and_sorting_refusal() {
         }),
         ..Default::default()
     };
-    let field = ash_search::index::find_hash_field(&schema).unwrap();
+    let field = ash_tantivy::find_hash_field(&schema).unwrap();
     tantivy::Index::builder()
         .schema(schema)
         .settings(settings)
-        .register_plugin(std::sync::Arc::new(
-            ash_search::index::BinaryHashPlugin::new(field),
-        ))
+        .register_plugin(std::sync::Arc::new(ash_tantivy::BinaryHashPlugin::new(
+            field,
+        )))
         .create_in_dir(sorted_dir.path())
         .unwrap();
     let err = HashIndex::open_in_dir(sorted_dir.path())

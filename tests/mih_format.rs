@@ -1,10 +1,10 @@
 //! The .mih file format: round trip, and every kind of damage detected
 //! without a panic or an out-of-bounds read.
 
-use ash_search::code::BinaryCode;
-use ash_search::mih::format::{FormatError, FIXED_HEADER_LEN};
-use ash_search::mih::{MihBuilder, MihError, MihIndex, SearchOptions, Strategy};
-use ash_search::synth::{generate, Spread};
+use ash_mih::code::BinaryCode;
+use ash_mih::format::{FormatError, FIXED_HEADER_LEN};
+use ash_mih::synth::{generate, Spread};
+use ash_mih::{MihBuilder, MihError, MihIndex, SearchOptions, Strategy};
 
 fn small_table(bits: usize, m: Option<usize>) -> (Vec<BinaryCode>, Vec<u8>) {
     let codes = generate(

@@ -2,9 +2,9 @@
 
 mod common;
 
-use ash_search::code::BinaryCode;
-use ash_search::mih::{MihBuilder, MihIndex, SearchOptions, Strategy as Path};
-use ash_search::synth::{generate, Spread};
+use ash_mih::code::BinaryCode;
+use ash_mih::synth::{generate, Spread};
+use ash_mih::{MihBuilder, MihIndex, SearchOptions, Strategy as Path};
 use common::{brute_force, brute_knn, brute_range};
 use proptest::prelude::*;
 use roaring::RoaringBitmap;

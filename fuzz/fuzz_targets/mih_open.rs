@@ -5,9 +5,9 @@
 //! instead of stopping at the checksum check.
 #![no_main]
 
-use ash_search::code::BinaryCode;
-use ash_search::mih::format::{get_u32, FIXED_HEADER_LEN, FOOTER_LEN};
-use ash_search::mih::{MihIndex, SearchOptions, Strategy};
+use ash_mih::code::BinaryCode;
+use ash_mih::format::{get_u32, FIXED_HEADER_LEN, FOOTER_LEN};
+use ash_mih::{MihIndex, SearchOptions, Strategy};
 use libfuzzer_sys::fuzz_target;
 
 fn reseal(bytes: &mut [u8]) {

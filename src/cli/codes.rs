@@ -9,12 +9,10 @@ use std::time::Instant;
 use clap::{Args, Subcommand, ValueEnum};
 
 use super::CliError;
-use ash_search::code::{bytes_for, BinaryCode};
-use ash_search::mih::{
-    open_mmap, search_batch, write_atomic, BatchQuery, Hit, MihBuilder, Strategy,
-};
-use ash_search::npy;
-use ash_search::synth::{self, Spread};
+use ash_mih::code::{bytes_for, BinaryCode};
+use ash_mih::npy;
+use ash_mih::synth::{self, Spread};
+use ash_mih::{open_mmap, search_batch, write_atomic, BatchQuery, Hit, MihBuilder, Strategy};
 
 #[derive(Debug, Subcommand)]
 pub enum CodesCommand {

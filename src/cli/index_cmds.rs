@@ -13,11 +13,11 @@ use super::encoder_args::EncoderArgs;
 use super::CliError;
 use ash_search::config::IndexConfig;
 use ash_search::config::{EncoderRef, IMAGE_FIELD};
-use ash_search::index::hybrid::Mode;
 use ash_search::ingest::dicomweb::{Auth, DicomWebSource};
 use ash_search::ingest::{self, IngestOptions, RecordError, Source};
 use ash_search::search::{SearchError, SearchQuery};
 use ash_search::store::Store;
+use ash_tantivy::hybrid::Mode;
 
 #[derive(Debug, Args)]
 pub struct InitArgs {
@@ -264,7 +264,7 @@ fn print_report(report: &ingest::IngestReport) {
 /// a regular file, line by bounded line; anything else is refused later,
 /// when the ingest opens it).
 fn has_image_records(path: &std::path::Path) -> bool {
-    ash_search::encoder::untrusted::open_regular(path).is_ok_and(|f| {
+    ash_encoder::untrusted::open_regular(path).is_ok_and(|f| {
         ash_search::ingest::sources::bounded_lines(std::io::BufReader::new(f)).any(|(_, l)| {
             l.is_ok_and(|l| {
                 serde_json::from_str::<serde_json::Value>(&l)
@@ -421,7 +421,7 @@ pub fn info(index: PathBuf, json: bool) -> Result<ExitCode, CliError> {
 pub fn verify(index: PathBuf, json: bool) -> Result<ExitCode, CliError> {
     // The index is opened without its reader: a damaged table must be
     // reported here, not stop the command at open.
-    let checks = ash_search::index::verify_dir(&index)?;
+    let checks = ash_tantivy::verify_dir(&index)?;
     let damaged = checks.iter().filter(|c| c.problem.is_some()).count();
     let mut out = std::io::stdout().lock();
     if json {

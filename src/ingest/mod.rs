@@ -32,11 +32,11 @@ use serde::Serialize;
 use tantivy::schema::IndexRecordOption;
 use tantivy::{Searcher, TantivyDocument, Term};
 
-use crate::encoder::preprocess::Preprocessor;
-use crate::encoder::Encoder;
 use crate::error::ErrorKind;
-use crate::index::IndexError;
 use crate::store::{Store, StoreError};
+use ash_encoder::preprocess::Preprocessor;
+use ash_encoder::Encoder;
+use ash_tantivy::IndexError;
 use records::RecordParser;
 use sources::RawRecord;
 
@@ -264,7 +264,7 @@ pub fn ingest(
                 (Box::new(records.into_iter()), Some(n))
             }
             Source::DicomWeb(server) => {
-                let limit = crate::encoder::preprocess::ImageLimits::default().max_file_bytes;
+                let limit = ash_encoder::preprocess::ImageLimits::default().max_file_bytes;
                 let made = dicomweb::Listing::new(
                     server,
                     &store.config,

@@ -9,8 +9,8 @@ use tantivy::time::{Date, Month, OffsetDateTime};
 use tantivy::{DateTime, TantivyDocument};
 
 use crate::config::{FieldKind, IndexConfig, FRAME_FIELD, ID_FIELD, IMAGE_FIELD};
-use crate::index::HashField;
 use crate::store::Store;
+use ash_tantivy::HashField;
 
 /// Why a record with a frame cannot go into an index made before frames.
 const NO_FRAME_FIELD: &str =

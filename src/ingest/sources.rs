@@ -12,9 +12,9 @@ use serde_json::{Map, Value};
 
 use super::IngestError;
 use crate::config::{FieldKind, IndexConfig, ID_FIELD};
-use crate::encoder::dicom::{is_dicom, DicomHeader};
-use crate::encoder::preprocess::ImageLimits;
-use crate::encoder::untrusted::read_head;
+use ash_encoder::dicom::{is_dicom, DicomHeader};
+use ash_encoder::preprocess::ImageLimits;
+use ash_encoder::untrusted::read_head;
 
 /// One record before it is parsed.
 #[derive(Debug)]
@@ -186,9 +186,9 @@ pub fn count_lines(path: &Path) -> u64 {
 pub fn list_files(
     dir: &Path,
     skip: Option<&Path>,
-) -> Result<crate::encoder::untrusted::Walked, IngestError> {
+) -> Result<ash_encoder::untrusted::Walked, IngestError> {
     let skip = skip.and_then(|p| p.canonicalize().ok());
-    let mut walked = crate::encoder::untrusted::walk(dir).map_err(read_error(dir))?;
+    let mut walked = ash_encoder::untrusted::walk(dir).map_err(read_error(dir))?;
     if skip.is_some() {
         walked.files.retain(|path| path.canonicalize().ok() != skip);
     }
@@ -313,10 +313,10 @@ type MetadataRows = HashMap<String, (usize, Map<String, Value>)>;
 /// A source file (JSONL), opened only if it is a regular file: a FIFO
 /// would block the open, be read up by the line count, or never end.
 fn open_source(path: &Path) -> Result<File, IngestError> {
-    crate::encoder::untrusted::open_regular(path).map_err(|e| IngestError::Read {
+    ash_encoder::untrusted::open_regular(path).map_err(|e| IngestError::Read {
         path: path.to_owned(),
         source: match e {
-            crate::encoder::untrusted::FileError::Io(io) => io,
+            ash_encoder::untrusted::FileError::Io(io) => io,
             other => std::io::Error::new(std::io::ErrorKind::InvalidInput, other.to_string()),
         },
     })

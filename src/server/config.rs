@@ -178,7 +178,7 @@ impl ServeConfig {
     pub fn random_token() -> String {
         let mut bytes = [0u8; 32];
         rand::fill(&mut bytes);
-        crate::code::hex(&bytes)
+        ash_mih::code::hex(&bytes)
     }
 
     pub fn timeout(&self) -> Duration {

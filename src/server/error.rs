@@ -6,11 +6,11 @@ use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 
-use crate::encoder::{EncoderError, EncoderErrorKind};
 use crate::error::ErrorKind;
-use crate::index::IndexError;
 use crate::search::SearchError;
 use crate::store::StoreError;
+use ash_encoder::{EncoderError, EncoderErrorKind};
+use ash_tantivy::IndexError;
 
 #[derive(Debug)]
 pub struct ApiError {

@@ -19,14 +19,14 @@ use super::images::{
     bad_image, inside_roots, media_type, render_png, thumbnail, unreadable, within_budget,
 };
 use super::{guard, App};
-use crate::code::BinaryCode;
 use crate::config::{FRAME_FIELD, IMAGE_FIELD};
-use crate::encoder::preprocess::ImageLimits;
-use crate::encoder::untrusted::{open_regular, read_capped, FileError};
-use crate::encoder::AttentionMap;
-use crate::index::hybrid::Mode;
 use crate::ingest::{self, IngestError, IngestOptions, RecordError, Source};
 use crate::search::{self, SearchQuery};
+use ash_encoder::preprocess::ImageLimits;
+use ash_encoder::untrusted::{open_regular, read_capped, FileError};
+use ash_encoder::AttentionMap;
+use ash_mih::code::BinaryCode;
+use ash_tantivy::hybrid::Mode;
 
 const PAGE_HTML: &str = include_str!("page/index.html");
 const PAGE_JS: &str = include_str!("page/app.js");
@@ -488,7 +488,7 @@ fn open_image(app: &App, id: &str, limit: u64) -> Result<OpenedImage, ApiError> 
     let mut head = [0u8; 132];
     let n = file.read(&mut head).map_err(io)?;
     file.rewind().map_err(io)?;
-    if crate::encoder::dicom::is_dicom(&head[..n]) {
+    if ash_encoder::dicom::is_dicom(&head[..n]) {
         Ok(OpenedImage::Dicom(file, len, frame))
     } else {
         Ok(OpenedImage::Plain(file, len, head[..n].to_vec()))

@@ -39,8 +39,8 @@ use tokio::sync::{watch, OwnedSemaphorePermit, Semaphore};
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::cors::CorsLayer;
 
-use crate::encoder::Encoder;
 use crate::store::Store;
+use ash_encoder::Encoder;
 pub use config::{AuthScope, ServeConfig};
 use error::ApiError;
 

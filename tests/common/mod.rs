@@ -4,8 +4,8 @@
 pub mod orthanc;
 pub mod server;
 
-use ash_search::code::BinaryCode;
-use ash_search::mih::Hit;
+use ash_mih::code::BinaryCode;
+use ash_mih::Hit;
 use roaring::RoaringBitmap;
 
 /// Every admitted doc with its distance, ordered by (distance, doc).

@@ -33,8 +33,8 @@ use tantivy::Searcher;
 
 use super::sources::RawRecord;
 use crate::config::{FrameMode, IndexConfig};
-use crate::encoder::dicom::{is_dicom, tag_hex, DicomHeader};
 use crate::error::ErrorKind;
+use ash_encoder::dicom::{is_dicom, tag_hex, DicomHeader};
 use client::{Client, InstanceRef, RetrieveError};
 
 /// Instances listed per QIDO-RS request.
