@@ -12,7 +12,7 @@ DEMO_VENV := $(CACHE)/venv-demo
 PLUGIN_VENV := $(CACHE)/venv-plugin
 BIN := target/release/ash-search
 
-.PHONY: all build demo test lint package-check bench fuzz-build clean plugin-test ort ort-old browser-test
+.PHONY: all build demo test check lint package-check bench fuzz-build clean plugin-test ort ort-old browser-test
 
 # ONNX Runtime's shared library, from the onnxruntime wheel on PyPI (the
 # binary reads it at run time; see src/encoder/runtime.rs for the search order).
@@ -76,6 +76,20 @@ test: lint package-check plugin-test $(ORT_LIB) $(ORT_OLD_LIB)
 	$(CARGO) run --locked --quiet -p ash-mih --example mih_only
 	$(CARGO) run --locked --quiet -p ash-tantivy --example embed_tantivy
 	$(MAKE) browser-test
+
+# The inner loop: formatting, lints, every library crate's own tests (the
+# DICOM fuzzer at 10,000 objects instead of 100,000), and the app's tests
+# but those that need the plugin's PyTorch venv (pydicom), Orthanc or
+# Chromium (tests/dicom.rs, tests/dicomweb.rs, the browser test), which
+# `make test` runs.
+CHECK_TESTS := adversarial cli_codes cli_index cli_ingest encoder fuzz_mutations \
+	hostile_files index_search mih_format mih_search server_api
+
+check: $(ORT_LIB) $(ORT_OLD_LIB)
+	$(CARGO) fmt --all --check
+	$(CARGO) clippy --locked --workspace --all-targets -- -D warnings
+	ASH_FUZZ_COUNT=10000 $(CARGO) test --locked -p ash-mih -p ash-tantivy -p ash-encoder
+	$(CARGO) test --locked -p ash-search --lib --bins $(addprefix --test ,$(CHECK_TESTS))
 
 # The search page in headless Chromium (Debian's), driven by playwright-core
 # from npm; uses the binary `cargo test` built.
