@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::OnceLock;
 
-use common::server::{ash, multipart, Server, ROOT};
+use common::server::{all_docs, ash, multipart, Server, ROOT};
 use serde_json::{json, Value};
 
 const MODEL: &str = "plugin/models/ash-synfundus-48";
@@ -172,26 +172,6 @@ fn index_with(dir: &Path, dicom: Option<Value>) -> String {
             c["dicom"] = d;
         }
     })
-}
-
-fn all_docs(index: &str) -> HashMap<String, Value> {
-    let out = ash(&[
-        "search",
-        index,
-        "--json",
-        "--code",
-        "000000000000",
-        "-k",
-        "100",
-    ]);
-    assert!(out.status.success());
-    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
-    v["hits"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|h| (h["id"].as_str().unwrap().to_string(), h["fields"].clone()))
-        .collect()
 }
 
 #[test]

@@ -81,24 +81,9 @@ fn index_with(dir: &Path, dicom: Option<Value>) -> String {
     })
 }
 
+/// The ids of every document, sorted.
 fn ids(index: &str) -> Vec<String> {
-    let out = ash(&[
-        "search",
-        index,
-        "--json",
-        "--code",
-        "000000000000",
-        "-k",
-        "100",
-    ]);
-    assert!(out.status.success());
-    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
-    let mut ids: Vec<String> = v["hits"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|h| h["id"].as_str().unwrap().to_string())
-        .collect();
+    let mut ids: Vec<String> = all_docs(index).into_keys().collect();
     ids.sort();
     ids
 }

@@ -43,6 +43,28 @@ pub fn new_index(dir: &Path, edit: impl FnOnce(&mut Value)) -> String {
     index
 }
 
+/// Every document of a 48-bit index of at most 100 (id → stored fields),
+/// found by a k-NN search from the all-zero code.
+pub fn all_docs(index: &str) -> std::collections::HashMap<String, Value> {
+    let out = ash(&[
+        "search",
+        index,
+        "--json",
+        "--code",
+        "000000000000",
+        "-k",
+        "100",
+    ]);
+    assert!(out.status.success());
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    v["hits"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| (h["id"].as_str().unwrap().to_string(), h["fields"].clone()))
+        .collect()
+}
+
 /// An index of the fixture records (11 images, 48-bit ASH codes).
 pub fn fixture_index(dir: &Path) -> String {
     let index = dir.join("index");
