@@ -83,7 +83,7 @@ test: lint package-check plugin-test $(ORT_LIB) $(ORT_OLD_LIB)
 # Chromium (tests/dicom.rs, tests/dicomweb.rs, the browser test), which
 # `make test` runs.
 CHECK_TESTS := adversarial cli_codes cli_index cli_ingest encoder fuzz_mutations \
-	hostile_files index_search mih_format mih_search server_api
+	hostile_files server_api
 
 check: $(ORT_LIB) $(ORT_OLD_LIB)
 	$(CARGO) fmt --all --check

@@ -15,7 +15,7 @@ use ash_mih::{MihBuilder, MihIndex, SearchOptions};
 use ash_tantivy::hybrid::{self, Mode};
 use ash_tantivy::knn::{knn, knn_explained, KnnRequest};
 use ash_tantivy::restrict::FilterStrategy;
-use ash_tantivy::{add_hash_field, HashIndex};
+use ash_tantivy::{add_hash_field, FilterKey, FilterStats, HashIndex, Remember};
 use serde_json::json;
 use tantivy::collector::TopDocs;
 use tantivy::indexer::NoMergePolicy;
@@ -174,20 +174,25 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .unwrap()
     });
     let parser = QueryParser::for_index(index.index(), vec![report]);
-    let knn_with = |q: &BinaryCode, filter: &dyn tantivy::query::Query, strategy| {
-        knn(
-            &index,
-            &searcher,
-            q,
-            &KnnRequest {
-                k: 10,
-                filter: Some(filter),
-                strategy,
-                ..Default::default()
-            },
-        )
-        .unwrap()
-    };
+    // What filters kept per segment, remembered across queries as the
+    // server does.
+    let stats = FilterStats::default();
+    let knn_with =
+        |q: &BinaryCode, filter: &dyn tantivy::query::Query, key: &FilterKey, strategy| {
+            knn(
+                &index,
+                &searcher,
+                q,
+                &KnnRequest {
+                    k: 10,
+                    filter: Some(filter),
+                    strategy,
+                    remember: Some(Remember { stats: &stats, key }),
+                    ..Default::default()
+                },
+            )
+            .unwrap()
+        };
     let mut filtered = Vec::new();
     let filters = [1, 10, 100, 500, 900]
         .map(|m| (m, format!("sel:[0 TO {}]", m - 1), ""))
@@ -195,11 +200,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .chain([(500, "cycle:[0 TO 499]".to_string(), ", field in doc order")]);
     for (per_mille, text, note) in filters {
         let filter = parser.parse_query(&text)?;
+        let key = FilterKey::new(Some(&text), None);
         let (p50, p99) = time(&queries, |q| {
-            knn_with(q, filter.as_ref(), FilterStrategy::Auto)
+            knn_with(q, filter.as_ref(), &key, FilterStrategy::Auto)
         });
         let (allow_p50, allow_p99) = time(&queries, |q| {
-            knn_with(q, filter.as_ref(), FilterStrategy::AllowList)
+            knn_with(q, filter.as_ref(), &key, FilterStrategy::AllowList)
         });
         // What the cost model chose in each segment, for the first query.
         let (_, plans) = knn_explained(
@@ -209,6 +215,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             &KnnRequest {
                 k: 10,
                 filter: Some(filter.as_ref()),
+                remember: Some(Remember {
+                    stats: &stats,
+                    key: &key,
+                }),
                 ..Default::default()
             },
         )?;
@@ -224,8 +234,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             .collect();
         // Both strategies agree (the allow-list is the reference).
         for q in queries.iter().take(20) {
-            let a = knn_with(q, filter.as_ref(), FilterStrategy::Auto);
-            let b = knn_with(q, filter.as_ref(), FilterStrategy::AllowList);
+            let a = knn_with(q, filter.as_ref(), &key, FilterStrategy::Auto);
+            let b = knn_with(q, filter.as_ref(), &key, FilterStrategy::AllowList);
             assert_eq!(a, b, "the strategies disagree at {per_mille} per mille");
         }
         filtered.push(json!({
@@ -256,6 +266,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let rare = text_only("vasculitis");
     let hybrid_row = |mode: Mode, filter: Option<&str>, strategy: FilterStrategy| {
         let text = parser.parse_query("haemorrhages").unwrap();
+        let key = FilterKey::new(filter, Some("haemorrhages"));
         let filter = filter.map(|f| parser.parse_query(f).unwrap());
         time(&queries, |q| {
             hybrid::search(
@@ -268,6 +279,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                     k: 10,
                     mode,
                     strategy,
+                    remember: Some(Remember {
+                        stats: &stats,
+                        key: &key,
+                    }),
                     ..Default::default()
                 },
             )
@@ -348,7 +363,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let merge_s = merge_started.elapsed().as_secs_f64();
     index.reload()?;
     let one = index.reader().searcher();
-    let one_knn = |q: &BinaryCode, filter: Option<&dyn tantivy::query::Query>| {
+    let one_knn = |q: &BinaryCode, filter: Option<&dyn tantivy::query::Query>, key: &FilterKey| {
         knn(
             &index,
             &one,
@@ -356,19 +371,23 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             &KnnRequest {
                 k: 10,
                 filter,
+                remember: Some(Remember { stats: &stats, key }),
                 ..Default::default()
             },
         )
         .unwrap()
     };
-    let (one_p50, one_p99) = time(&queries, |q| one_knn(q, None));
+    let no_filter = FilterKey::new(None, None);
+    let (one_p50, one_p99) = time(&queries, |q| one_knn(q, None, &no_filter));
     let (engine1_p50, engine1_p99) = time(&queries, |q| {
         engine.knn(q, 10, &SearchOptions::default()).unwrap()
     });
     let mut one_filtered = Vec::new();
     for per_mille in [1, 10, 100, 500, 900] {
-        let filter = parser.parse_query(&format!("sel:[0 TO {}]", per_mille - 1))?;
-        let (p50, p99) = time(&queries, |q| one_knn(q, Some(filter.as_ref())));
+        let text = format!("sel:[0 TO {}]", per_mille - 1);
+        let filter = parser.parse_query(&text)?;
+        let key = FilterKey::new(Some(&text), None);
+        let (p50, p99) = time(&queries, |q| one_knn(q, Some(filter.as_ref()), &key));
         one_filtered.push(
             json!({"selectivity_pct": per_mille as f64 / 10.0, "p50_ms": p50, "p99_ms": p99}),
         );

@@ -17,7 +17,7 @@ use crate::store::Store;
 use ash_mih::code::BinaryCode;
 use ash_tantivy::hybrid::{self, Mode};
 use ash_tantivy::query_text::{parse_bounded, QueryLimits, QueryTextError};
-use ash_tantivy::{Hit, IndexError};
+use ash_tantivy::{FilterKey, FilterStats, Hit, IndexError, Remember};
 
 /// What to search for. At least one of `code`, `like` or `text`.
 #[derive(Debug, Clone, Default)]
@@ -116,14 +116,17 @@ pub fn search(
     searcher: &Searcher,
     q: &SearchQuery,
 ) -> Result<Vec<HitJson>, SearchError> {
-    Ok(search_explained(store, searcher, q)?.0)
+    Ok(search_explained(store, searcher, q, None)?.0)
 }
 
 /// [`search`], with what each side of the search did in each segment.
+/// `stats`, when given, remembers what each filter kept per segment so
+/// later searches with the same filter and text plan better (cost only).
 pub fn search_explained(
     store: &Store,
     searcher: &Searcher,
     q: &SearchQuery,
+    stats: Option<&FilterStats>,
 ) -> Result<(Vec<HitJson>, hybrid::Explain), SearchError> {
     let code = match (&q.code, &q.like) {
         (Some(c), None) => {
@@ -147,6 +150,7 @@ pub fn search_explained(
         .as_deref()
         .map(|t| parse(store, t, indexed_fields(store), QueryPart::Filter))
         .transpose()?;
+    let key = FilterKey::new(q.filter.as_deref(), q.text.as_deref());
     let (hits, explain) = hybrid::search_explained(
         &store.index,
         searcher,
@@ -158,6 +162,7 @@ pub fn search_explained(
             radius: q.radius,
             mode: q.mode.unwrap_or(Mode::Filter),
             depth: q.depth,
+            remember: stats.map(|stats| Remember { stats, key: &key }),
             ..Default::default()
         },
     )?;

@@ -11,6 +11,8 @@ use image::{DynamicImage, ImageFormat};
 use serde_json::Value;
 
 const MODELS: &[&str] = &[
+    "ash-effnet-12",
+    "ash-effnet-48",
     "ash-synfundus-12",
     "ash-synfundus-24",
     "ash-synfundus-36",

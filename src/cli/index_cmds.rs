@@ -317,8 +317,8 @@ pub fn search(args: SearchArgs) -> Result<ExitCode, CliError> {
         depth: args.depth.map(|d| d as usize),
     };
     // The message names the option the problem is in, by the error's type.
-    let (hits, explain) =
-        ash_search::search::search_explained(&store, &searcher, &query).map_err(|e| match &e {
+    let (hits, explain) = ash_search::search::search_explained(&store, &searcher, &query, None)
+        .map_err(|e| match &e {
             SearchError::UnknownId(id) | SearchError::NoCode(id) => format!("--like {id:?}: {e}"),
             SearchError::Query { .. } => format!("--{e}"),
             _ => e.to_string(),

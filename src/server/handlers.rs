@@ -372,7 +372,8 @@ fn run_search(app: &App, body: SearchBody, image: Option<Bytes>) -> Result<Value
         mode: Some(mode),
         depth: body.depth,
     };
-    let (hits, explain) = search::search_explained(&app.store, &searcher, &query)?;
+    let (hits, explain) =
+        search::search_explained(&app.store, &searcher, &query, Some(&app.filter_stats))?;
     let hits: Vec<Value> = hits
         .into_iter()
         .map(|mut h| {

@@ -57,6 +57,8 @@ pub struct App {
     image_slots: Arc<Semaphore>,
     /// Memory image work may hold at once.
     pub memory: budget::MemoryBudget,
+    /// What filters kept per segment in earlier searches (plans, not hits).
+    pub filter_stats: ash_tantivy::FilterStats,
     /// Why the index could not be reloaded, while it cannot.
     degraded: Mutex<Option<String>>,
 }
@@ -72,6 +74,7 @@ impl App {
         Self {
             image_slots: Arc::new(Semaphore::new(config.max_concurrent_images)),
             memory: budget::MemoryBudget::new(config.image_memory_bytes),
+            filter_stats: ash_tantivy::FilterStats::default(),
             store,
             encoder,
             token,

@@ -1,47 +1,11 @@
-//! Helpers shared by the integration tests: brute-force answers.
+//! Helpers shared by the integration tests.
 #![allow(dead_code)]
 
 pub mod orthanc;
 pub mod server;
 
-use ash_mih::code::BinaryCode;
-use ash_mih::Hit;
-use roaring::RoaringBitmap;
-
-/// Every admitted doc with its distance, ordered by (distance, doc).
-pub fn brute_force(
-    codes: &[BinaryCode],
-    query: &BinaryCode,
-    allow: Option<&RoaringBitmap>,
-    alive: Option<&RoaringBitmap>,
-) -> Vec<Hit> {
-    let mut hits: Vec<Hit> = codes
-        .iter()
-        .enumerate()
-        .filter(|(doc, _)| allow.is_none_or(|a| a.contains(*doc as u32)))
-        .filter(|(doc, _)| alive.is_none_or(|a| a.contains(*doc as u32)))
-        .map(|(doc, c)| Hit {
-            doc: doc as u32,
-            distance: c
-                .words()
-                .iter()
-                .zip(query.words())
-                .map(|(a, b)| (a ^ b).count_ones())
-                .sum(),
-        })
-        .collect();
-    hits.sort_by_key(|h| (h.distance, h.doc));
-    hits
-}
-
-pub fn brute_knn(all: &[Hit], k: usize, max_distance: u32) -> Vec<Hit> {
-    all.iter()
-        .filter(|h| h.distance <= max_distance)
-        .take(k)
-        .copied()
-        .collect()
-}
-
-pub fn brute_range(all: &[Hit], r: u32) -> Vec<Hit> {
-    all.iter().filter(|h| h.distance <= r).copied().collect()
-}
+/// Brute-force answers, the same ones ash-mih's own tests use.
+#[path = "../../crates/ash-mih/tests/support/mod.rs"]
+mod brute;
+#[allow(unused_imports)]
+pub use brute::{brute_force, brute_knn, brute_range};

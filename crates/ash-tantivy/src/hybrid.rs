@@ -29,6 +29,7 @@ use tantivy::collector::TopDocs;
 use tantivy::query::{EnableScoring, Query, Weight};
 use tantivy::{DocAddress, DocSet, Score, Searcher, SegmentReader};
 
+use super::filter_stats::{Remember, Side};
 use super::knn::{knn_explained, scores_of, KnnRequest, SegmentPlan};
 use super::restrict::{starting, FilterStrategy, Membership, Restriction};
 use super::{HashIndex, Hit, IndexError};
@@ -69,6 +70,9 @@ pub struct Request<'a> {
     pub depth: Option<usize>,
     /// How the filter is applied; `Auto` chooses per segment by cost.
     pub strategy: FilterStrategy,
+    /// Where shares learnt by earlier searches with the same filter and
+    /// text are kept (cost only; `None`: every search learns afresh).
+    pub remember: Option<Remember<'a>>,
 }
 
 /// The fusion depth when none is asked: 5 × k, at least 50.
@@ -185,6 +189,7 @@ pub fn search_explained(
                     text,
                     max_distance: req.radius,
                     strategy: req.strategy,
+                    remember: req.remember,
                 },
             )?;
             explain.image = plans;
@@ -210,13 +215,12 @@ fn text_ranking(
     };
     let text_w = text.weight(EnableScoring::enabled_from_searcher(searcher))?;
     let restriction = Restriction::filter(filter, searcher, index.collect_schema())?;
-    let key = format!("text {filter:?}");
     let mut top = TopN::new(n);
     for (ord, reader) in searcher.segment_readers().iter().enumerate() {
         let docs = reader.max_doc();
         let ord = ord as u32;
         let id = reader.segment_id();
-        let remembered = index.shares().get(id, &key);
+        let remembered = req.remember.and_then(|r| r.get(id, Side::Text));
         let start = starting(req.strategy, remembered, docs, |share| {
             text_start(share, docs, n)
         });
@@ -264,8 +268,8 @@ fn text_ranking(
                 }
             }
         }
-        if let Some(share) = plan.share {
-            index.shares().put(id, &key, share);
+        if let (Some(share), Some(r)) = (plan.share, req.remember) {
+            r.put(id, Side::Text, share);
         }
         explain.text.push(plan);
     }
@@ -416,6 +420,7 @@ fn fuse(
             text: None,
             max_distance: req.radius,
             strategy: req.strategy,
+            remember: req.remember,
         },
     )?;
     explain.image = plans;

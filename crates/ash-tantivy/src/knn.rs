@@ -17,9 +17,9 @@ use roaring::RoaringBitmap;
 use tantivy::query::{Query, Weight};
 use tantivy::{DocAddress, DocId, DocSet, Score, Searcher, SegmentReader};
 
+use super::filter_stats::{Remember, Side};
 use super::restrict::{
     first_depth, next_depth, start_with, starting, FilterCosts, FilterStrategy, Restriction,
-    ShareMemory,
 };
 use super::segment::{Searchable, SegmentCodes};
 use super::{HashIndex, Hit, IndexError};
@@ -48,6 +48,9 @@ pub struct KnnRequest<'a> {
     pub max_distance: Option<u32>,
     /// How the restriction is applied; `Auto` chooses per segment by cost.
     pub strategy: FilterStrategy,
+    /// Where shares learnt by earlier searches with the same restriction
+    /// are kept (cost only; `None`: every search learns afresh).
+    pub remember: Option<Remember<'a>>,
 }
 
 /// What the search did in one segment.
@@ -140,8 +143,12 @@ pub fn knn_explained(
         .text
         .map(|q| Restriction::scored(q, searcher))
         .transpose()?;
-    // What the share memory knows this restriction by.
-    let key = format!("knn {:?} {:?}", req.filter, req.text);
+    // The text query restricts too when present: its shares differ.
+    let side = if req.text.is_some() {
+        Side::HammingWithText
+    } else {
+        Side::Hamming
+    };
     let mut found: Vec<Near> = Vec::new();
     let mut plans = Vec::new();
     let mut bound = req.max_distance.unwrap_or(field.bits as u32);
@@ -161,8 +168,7 @@ pub fn knn_explained(
             bound,
             restrictions: &all,
             ties: text.is_some(),
-            memory: index.shares(),
-            key: &key,
+            remember: req.remember.map(|r| (r, side)),
         };
         let (docs, plan) = segment.run(ord as u32, req.strategy)?;
         plans.push(plan);
@@ -213,9 +219,8 @@ struct SegmentSearch<'a> {
     restrictions: &'a [&'a Restriction],
     /// Every doc at the k-th distance is wanted (text breaks ties later).
     ties: bool,
-    /// Shares seen by earlier searches, and this restriction's key there.
-    memory: &'a ShareMemory,
-    key: &'a str,
+    /// Shares seen by earlier searches, and the side they were seen for.
+    remember: Option<(Remember<'a>, Side)>,
 }
 
 impl SegmentSearch<'_> {
@@ -241,7 +246,7 @@ impl SegmentSearch<'_> {
             self.allowed(None, &mut plan)?
         } else {
             let id = self.reader.segment_id();
-            let remembered = self.memory.get(id, self.key);
+            let remembered = self.remember.and_then(|(r, side)| r.get(id, side));
             plan.remembered = remembered.is_some();
             let start = starting(strategy, remembered, docs, |share| {
                 start_with(share, self.k, docs)
@@ -258,8 +263,8 @@ impl SegmentSearch<'_> {
                 }
                 _ => self.allow_listed(&mut plan)?,
             };
-            if let Some(share) = plan.share {
-                self.memory.put(id, self.key, share);
+            if let (Some(share), Some((r, side))) = (plan.share, self.remember) {
+                r.put(id, side, share);
             }
             hits
         };

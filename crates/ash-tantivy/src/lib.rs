@@ -26,6 +26,7 @@
 
 mod error;
 mod field;
+mod filter_stats;
 pub mod hamming_query;
 pub mod hybrid;
 pub mod knn;
@@ -42,6 +43,7 @@ use tantivy::{DocAddress, Index, IndexReader, IndexWriter, ReloadPolicy, Score, 
 
 pub use error::{ErrorKind, IndexError};
 pub use field::{add_hash_field, HashField, TYPE_NAME};
+pub use filter_stats::{FilterKey, FilterStats, Remember};
 pub use hamming_query::HammingQuery;
 pub use plugin::{find_hash_field, BinaryHashPlugin};
 pub use segment::{CodeCache, CodeWarmer, SegmentCodes};
@@ -148,8 +150,6 @@ pub struct HashIndex {
     reader: IndexReader,
     /// The schema filters are collected against ([`restrict::collect_schema`]).
     collect_schema: Schema,
-    /// Filters' shares per segment, as earlier searches saw them.
-    shares: restrict::ShareMemory,
     /// Kept alive here: tantivy holds warmers weakly.
     _warmer: Arc<CodeWarmer>,
 }
@@ -205,7 +205,6 @@ impl HashIndex {
             cache,
             reader,
             collect_schema,
-            shares: restrict::ShareMemory::default(),
             _warmer: warmer,
         })
     }
@@ -223,12 +222,6 @@ impl HashIndex {
     /// The index's schema.
     pub fn schema(&self) -> Schema {
         self.index.schema()
-    }
-
-    /// Filters' shares per segment as earlier searches saw them; they
-    /// choose where the next search with the same filter starts.
-    pub fn shares(&self) -> &restrict::ShareMemory {
-        &self.shares
     }
 
     /// The schema filters are collected against: range queries over

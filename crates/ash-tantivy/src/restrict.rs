@@ -25,15 +25,11 @@
 //! a selective one, the first time, a 64-deep round more than its
 //! allow-list. The share is measured on the query's own neighbours,
 //! which also catches a filter that is common overall but rare near the
-//! query. Each segment's share is remembered per filter
-//! ([`ShareMemory`]), so the next search with that filter starts with
-//! the strategy it calls for ([`start_with`]).
-
-use std::collections::HashMap;
-use std::sync::Mutex;
+//! query. A caller may keep each segment's share per filter
+//! ([`crate::FilterStats`]), so the next search with that filter starts
+//! with the strategy it calls for ([`start_with`]).
 
 use roaring::RoaringBitmap;
-use tantivy::index::SegmentId;
 use tantivy::query::{EnableScoring, Query, Weight};
 use tantivy::schema::{DateOptions, FieldEntry, FieldType, NumericOptions, Schema};
 use tantivy::{DocId, Searcher, SeekDangerResult, SegmentReader};
@@ -241,41 +237,6 @@ impl Membership {
     }
 }
 
-/// The share each filter kept in each segment when last searched, so the
-/// next search with the same filter starts with the strategy that share
-/// calls for instead of learning it again. It only steers cost: both
-/// strategies are exact whatever it holds. Keys are the restricting
-/// queries' debug forms; at [`ShareMemory::CAPACITY`] entries it starts
-/// afresh.
-#[derive(Default)]
-pub struct ShareMemory {
-    shares: Mutex<HashMap<(SegmentId, String), f64>>,
-}
-
-impl ShareMemory {
-    /// Entries held before the memory is cleared.
-    pub const CAPACITY: usize = 4096;
-
-    /// The share `key` kept in `segment` last time.
-    pub fn get(&self, segment: SegmentId, key: &str) -> Option<f64> {
-        self.lock().get(&(segment, key.to_string())).copied()
-    }
-
-    /// Remembers the share `key` kept in `segment`.
-    pub fn put(&self, segment: SegmentId, key: &str, share: f64) {
-        let mut shares = self.lock();
-        if shares.len() >= Self::CAPACITY {
-            shares.clear();
-        }
-        shares.insert((segment, key.to_string()), share);
-    }
-
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<(SegmentId, String), f64>> {
-        // A panic while holding the lock cannot leave the map inconsistent.
-        self.shares.lock().unwrap_or_else(|e| e.into_inner())
-    }
-}
-
 /// Where a segment's search starts: a forced strategy as asked; with
 /// `Auto`, the allow-list in small segments, `by_share` of a remembered
 /// share, else candidates (which measure the share as they go).
@@ -343,12 +304,6 @@ mod tests {
     fn a_remembered_share_picks_where_to_start() {
         assert_eq!(start_with(0.001, 10, 10_000_000), FilterStrategy::AllowList);
         assert_eq!(start_with(0.4, 10, 10_000_000), FilterStrategy::Candidates);
-        let memory = ShareMemory::default();
-        let id = SegmentId::generate_random();
-        assert_eq!(memory.get(id, "f"), None);
-        memory.put(id, "f", 0.25);
-        assert_eq!(memory.get(id, "f"), Some(0.25));
-        assert_eq!(memory.get(id, "g"), None);
     }
 
     #[test]

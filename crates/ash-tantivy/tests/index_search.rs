@@ -9,7 +9,7 @@ use ash_mih::synth::{generate, Spread};
 use ash_tantivy::hybrid::{self, Mode};
 use ash_tantivy::knn::{knn, knn_explained, KnnRequest};
 use ash_tantivy::restrict::FilterStrategy;
-use ash_tantivy::{add_hash_field, HashField, HashIndex, Hit};
+use ash_tantivy::{add_hash_field, FilterKey, FilterStats, HashField, HashIndex, Hit, Remember};
 use tantivy::collector::TopDocs;
 use tantivy::indexer::NoMergePolicy;
 use tantivy::query::{BooleanQuery, ConstScoreQuery, Occur, Query, QueryParser, TermQuery};
@@ -738,4 +738,73 @@ fn the_filter_strategy_follows_the_share_and_explain_shows_it() {
     let got = ranked(&searcher, &f, &hits);
     assert_same_topk(&got, &brute(&model, &q, &|s| s == far_sel), 3, "far filter");
     assert!(plans[0].rounds > 1 || plans[0].fell_back, "{plans:?}");
+}
+
+#[test]
+fn filter_statistics_change_the_plan_never_the_hits() {
+    let (schema, f) = schema();
+    let index = HashIndex::create_in_ram(schema).unwrap();
+    let mut w: IndexWriter = index.writer_with_threads(1);
+    let mut model = Model::new();
+    for (i, c) in codes(30_000, 11).iter().enumerate() {
+        upsert(
+            &mut w,
+            &f,
+            &mut model,
+            &format!("t{i}"),
+            Some(*c),
+            (i % 1000) as i64,
+        );
+    }
+    w.commit().unwrap();
+    w.wait_merging_threads().unwrap();
+    index.reload().unwrap();
+    let searcher = index.reader().searcher();
+    let text_parser = QueryParser::for_index(index.index(), vec![f.report]);
+    let stats = FilterStats::default();
+    let key = FilterKey::new(Some("sel:7"), Some("exudates"));
+    let q = codes(1, 12)[0];
+    let run = |remember: Option<Remember>, mode: Mode| {
+        let req = hybrid::Request {
+            code: Some(&q),
+            text: Some(text_parser.parse_query("exudates").unwrap()),
+            filter: filter_for(&index, &f, 1),
+            k: 10,
+            mode,
+            remember,
+            ..Default::default()
+        };
+        hybrid::search_explained(&index, &searcher, &req).unwrap()
+    };
+    for mode in [Mode::Filter, Mode::Rrf] {
+        let (fresh, fresh_plan) = run(None, mode);
+        let remember = Remember {
+            stats: &stats,
+            key: &key,
+        };
+        let (first, first_plan) = run(Some(remember), mode);
+        let (again, again_plan) = run(Some(remember), mode);
+        assert_eq!(fresh, first, "{mode:?}");
+        assert_eq!(fresh, again, "{mode:?}");
+        assert!(!fresh.is_empty());
+        // Without a cache, and the first time with one, nothing is known;
+        // the second search starts from what the first learnt.
+        assert!(fresh_plan.image.iter().all(|p| !p.remembered));
+        assert!(first_plan.image.iter().all(|p| !p.remembered));
+        assert!(again_plan.image.iter().all(|p| p.remembered), "{mode:?}");
+        if mode == Mode::Rrf {
+            assert!(again_plan.text.iter().all(|p| p.remembered));
+        }
+    }
+    assert!(!stats.is_empty());
+    // The shares learnt for the filter alone are not used for another key.
+    let other = FilterKey::new(Some("sel:7"), None);
+    let (_, plan) = run(
+        Some(Remember {
+            stats: &stats,
+            key: &other,
+        }),
+        Mode::Filter,
+    );
+    assert!(plan.image.iter().all(|p| !p.remembered));
 }

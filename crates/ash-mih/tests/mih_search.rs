@@ -1,13 +1,13 @@
 //! MIH range and k-NN against brute force, for every strategy.
 
-mod common;
+mod support;
 
 use ash_mih::code::BinaryCode;
 use ash_mih::synth::{generate, Spread};
 use ash_mih::{MihBuilder, MihIndex, SearchOptions, Strategy as Path};
-use common::{brute_force, brute_knn, brute_range};
 use proptest::prelude::*;
 use roaring::RoaringBitmap;
+use support::{brute_force, brute_knn, brute_range};
 
 const BITS: [usize; 10] = [1, 12, 24, 36, 48, 63, 64, 65, 128, 256];
 
