@@ -61,7 +61,10 @@ pub fn run(args: EncodeArgs) -> Result<ExitCode, CliError> {
             (Err(reason), json) => {
                 failed += 1;
                 if json {
-                    out!("{}", serde_json::json!({"file": name, "error": reason}))?;
+                    out!(
+                        "{}",
+                        serde_json::json!({"file": name, "error": reason.to_string()})
+                    )?;
                 }
                 say!("{name}: {reason}");
             }

@@ -35,7 +35,7 @@ use tantivy::{Searcher, TantivyDocument, Term};
 use crate::error::ErrorKind;
 use crate::store::{Store, StoreError};
 use ash_encoder::preprocess::Preprocessor;
-use ash_encoder::Encoder;
+use ash_encoder::{EncodeFailure, Encoder};
 use ash_tantivy::IndexError;
 use records::RecordParser;
 use sources::RawRecord;
@@ -192,6 +192,18 @@ pub struct IngestReport {
     pub wait_seconds: f64,
 }
 
+/// Where a record's image stands in the pipeline.
+enum ImageState {
+    /// The record names no image (it carries a code, or none).
+    Absent,
+    /// Named; the decoder has not run yet.
+    Named,
+    /// Decoded into the model's input, or why it could not be.
+    Decoded(Result<Vec<f32>, EncodeFailure>),
+    /// Handed to the encoder.
+    Taken,
+}
+
 /// What the producer made of one record.
 enum Outcome {
     Ready {
@@ -202,9 +214,8 @@ enum Outcome {
         input: String,
         id: String,
         doc: TantivyDocument,
-        /// `Some` when the record names an image: the decoded tensor or why
-        /// it could not be decoded (a placeholder until the decoder runs).
-        tensor: Option<Result<Vec<f32>, String>>,
+        /// The record's image, as far as the pipeline has got with it.
+        image: ImageState,
         /// The image's frame, from 0.
         frame: u32,
     },
@@ -414,12 +425,14 @@ fn encode_batch(
     let mut tensors = Vec::new();
     for (i, item) in items.iter_mut().enumerate() {
         if let Outcome::Ready {
-            tensor: tensor @ Some(_),
+            image: image @ ImageState::Decoded(_),
             ..
         } = item
         {
-            owners.push(i);
-            tensors.extend(tensor.take());
+            if let ImageState::Decoded(tensor) = std::mem::replace(image, ImageState::Taken) {
+                owners.push(i);
+                tensors.push(tensor);
+            }
         }
     }
     for (i, result) in owners.into_iter().zip(encoder.encode_prepared(tensors)) {
@@ -433,7 +446,8 @@ fn encode_batch(
         else {
             continue;
         };
-        let set = result.and_then(|e| {
+        // A record's error is its reason, in words.
+        let set = result.map_err(|e| e.to_string()).and_then(|e| {
             store
                 .index
                 .field()
@@ -516,7 +530,7 @@ impl Producer<'_> {
                 input: image.display().to_string(),
                 id: parsed.id,
                 doc: parsed.doc,
-                tensor: Some(Err(String::new())),
+                image: ImageState::Named,
                 frame: parsed.frame,
             },
             (Some(image), None) => refuse(
@@ -532,7 +546,7 @@ impl Producer<'_> {
                 input: String::new(),
                 id: parsed.id,
                 doc: parsed.doc,
-                tensor: None,
+                image: ImageState::Absent,
                 frame: 0,
             },
         }
@@ -548,16 +562,15 @@ impl Producer<'_> {
                     input,
                     id,
                     doc,
-                    tensor: Some(_),
+                    image: ImageState::Named,
                     frame,
                 },
                 Some(pre),
             ) => {
                 let started = Instant::now();
-                // A record's error is its reason, in words.
                 let tensor = pre
                     .load_frame(Path::new(&input), frame)
-                    .map_err(|e| e.to_string());
+                    .map_err(EncodeFailure::from);
                 let took = started.elapsed();
                 (
                     Outcome::Ready {
@@ -566,7 +579,7 @@ impl Producer<'_> {
                         input,
                         id,
                         doc,
-                        tensor: Some(tensor),
+                        image: ImageState::Decoded(tensor),
                         frame,
                     },
                     took,

@@ -340,9 +340,7 @@ fn run_search(app: &App, body: SearchBody, image: Option<Bytes>) -> Result<Value
                     .tensor(bytes)
                     .map_err(bad_image)
             })?;
-            let mut encoded = encoder
-                .encode(&tensor, 1)
-                .map_err(|e| ApiError::internal(e.to_string()))?;
+            let mut encoded = encoder.encode(&tensor, 1).map_err(ApiError::from)?;
             let e = encoded.pop().expect("one image in, one code out");
             attention = e.attention;
             Some(e.code)

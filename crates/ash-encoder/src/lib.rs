@@ -346,12 +346,16 @@ impl Encoder {
 
     /// Encodes image files: decoded in parallel, run in batches of
     /// `batch`. Each file gets its encoding or the reason it has none.
-    pub fn encode_files(&self, paths: &[PathBuf], batch: usize) -> Vec<Result<Encoded, String>> {
+    pub fn encode_files(
+        &self,
+        paths: &[PathBuf],
+        batch: usize,
+    ) -> Vec<Result<Encoded, EncodeFailure>> {
         let mut results = Vec::with_capacity(paths.len());
         for chunk in paths.chunks(batch.max(1)) {
-            let tensors: Vec<Result<Vec<f32>, String>> = chunk
+            let tensors: Vec<Result<Vec<f32>, EncodeFailure>> = chunk
                 .par_iter()
-                .map(|p| self.preprocessor.load(p).map_err(|e| e.to_string()))
+                .map(|p| self.preprocessor.load(p).map_err(EncodeFailure::from))
                 .collect();
             results.extend(self.encode_prepared(tensors));
         }
@@ -359,25 +363,29 @@ impl Encoder {
     }
 
     /// Encodes the tensors that were prepared; passes the failures through.
-    pub fn encode_prepared(
+    /// A batch the model fails on is run again image by image, so one bad
+    /// image (NaN outputs, say) fails alone.
+    pub fn encode_prepared<E: From<EncoderError>>(
         &self,
-        tensors: Vec<Result<Vec<f32>, String>>,
-    ) -> Vec<Result<Encoded, String>> {
+        tensors: Vec<Result<Vec<f32>, E>>,
+    ) -> Vec<Result<Encoded, E>> {
         let ok: Vec<&Vec<f32>> = tensors.iter().filter_map(|t| t.as_ref().ok()).collect();
         let flat: Vec<f32> = ok.iter().flat_map(|t| t.iter().copied()).collect();
+        let alone = |t: &Vec<f32>| -> Result<Encoded, E> {
+            let mut one = self.encode(t, 1)?;
+            one.pop()
+                .ok_or_else(|| EncoderError::Inference("no output for the image".into()).into())
+        };
         let mut encoded = match self.encode(&flat, ok.len()) {
             Ok(e) => e.into_iter().map(Ok).collect::<Vec<_>>(),
-            // One bad image (NaN outputs, say) must not sink the batch:
-            // run each alone, so only those that fail alone fail.
-            Err(_) if ok.len() > 1 => ok
-                .iter()
-                .map(|t| {
-                    self.encode(t, 1)
-                        .map_err(|e| e.to_string())
-                        .and_then(|mut e| e.pop().ok_or_else(|| "no output".to_string()))
-                })
-                .collect(),
-            Err(e) => vec![Err(e.to_string()); ok.len()],
+            Err(_) if ok.len() > 1 => ok.iter().map(|t| alone(t)).collect(),
+            // One image (or none): the batch's error is its own.
+            Err(e) => {
+                let mut first = Some(e);
+                ok.iter()
+                    .map(|_| Err(first.take().expect("at most one image").into()))
+                    .collect()
+            }
         }
         .into_iter();
         tensors
@@ -388,6 +396,18 @@ impl Encoder {
             })
             .collect()
     }
+}
+
+/// Why one image has no encoding: its file, or the model.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum EncodeFailure {
+    /// The image was refused or could not be decoded.
+    #[error(transparent)]
+    Image(#[from] preprocess::ImageError),
+    /// The model could not encode it.
+    #[error(transparent)]
+    Encoder(#[from] EncoderError),
 }
 
 fn open_session(
