@@ -106,7 +106,7 @@ browser-test: $(BROWSER_DIR)/node_modules/.ready $(ORT_LIB)
 # The encoder plugin's environment: PyTorch from PyPI (about 3 GB with its
 # CUDA libraries, installed once and reused), ONNX, ONNX Runtime, and Ray
 # for the distributed encoding job (ash.distributed).
-$(PLUGIN_VENV)/.ready: plugin/requirements.txt
+$(PLUGIN_VENV)/.ready: plugin/requirements.txt $(wildcard plugin/requirements/*.txt)
 	$(PYTHON) -m venv $(PLUGIN_VENV)
 	$(PLUGIN_VENV)/bin/pip install --quiet --disable-pip-version-check -r plugin/requirements.txt
 	touch $@
@@ -126,6 +126,7 @@ bench: build $(BENCH_VENV)/.ready $(PLUGIN_VENV)/.ready $(ORT_LIB)
 	$(CARGO) build --release --locked --example bench_codes --example bench_index --example bench_serve
 	$(BENCH_VENV)/bin/python bench/codes_bench.py
 	$(BENCH_VENV)/bin/python bench/encode_bench.py
+	$(BENCH_VENV)/bin/python bench/model_bench.py
 	$(PLUGIN_VENV)/bin/python bench/ray_bench.py
 	scripts/ensure_dicom_tools.sh
 	$(PLUGIN_VENV)/bin/python bench/dicom_bench.py
