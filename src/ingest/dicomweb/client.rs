@@ -8,6 +8,7 @@
 
 use std::time::Duration;
 
+use futures_util::FutureExt;
 use serde_json::Value;
 
 use super::{Auth, DicomWebError};
@@ -266,10 +267,7 @@ fn first_dicom_part(content_type: &str, body: Vec<u8>) -> Result<Vec<u8>, String
         .to_string();
     let stream = futures_util::stream::once(async move { Ok::<_, std::io::Error>(body) });
     let mut parts = multer::Multipart::new(stream, boundary);
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .build()
-        .map_err(|e| format!("could not read the multipart answer: {e}"))?;
-    runtime.block_on(async move {
+    let first = async move {
         while let Some(part) = parts
             .next_field()
             .await
@@ -287,7 +285,12 @@ fn first_dicom_part(content_type: &str, body: Vec<u8>) -> Result<Vec<u8>, String
             }
         }
         Err("the multipart answer has no application/dicom part".to_string())
-    })
+    };
+    // The whole body is in memory, so nothing here ever waits: one poll
+    // finishes it, and no runtime is needed.
+    first
+        .now_or_never()
+        .unwrap_or_else(|| Err("the multipart parser waited on a body held in memory".into()))
 }
 
 /// The first string of a DICOM JSON attribute.
