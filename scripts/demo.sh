@@ -15,13 +15,20 @@ cd "$(dirname "$0")/.."
 bin=target/release/ash-search
 py=${DEMO_PYTHON:-.cache/venv-demo/bin/python}
 n=${DEMO_N:-1000}
+# The EfficientNet-Lite0 ASH model on 512-px photographs; DEMO_MODEL=
+# plugin/models/ash-synfundus-48 DEMO_SIZE=192 is the fast shallow option.
+model=${DEMO_MODEL:-plugin/models/ash-effnet-48}
+size=${DEMO_SIZE:-512}
 out=demo-output
 rm -rf "$out"
 mkdir -p "$out"
 
 echo "== 1. $n fundus photographs with metadata → ASH codes → index"
-"$py" scripts/demo_images.py "$n" "$out/data"
-$bin init "$out/index" --schema schemas/examples/index.json
+"$py" scripts/demo_images.py "$n" "$out/data" "$size"
+# The example index configuration, with the demo's encoder.
+"$py" -c 'import json, sys; c = json.load(open(sys.argv[1])); c["hash"]["encoder"] = sys.argv[2]; json.dump(c, open(sys.argv[3], "w"))' \
+  schemas/examples/index.json "$model" "$out/index.json"
+$bin init "$out/index" --schema "$out/index.json"
 $bin ingest "$out/index" "$out/data/records.jsonl" --errors "$out/errors.jsonl" --quiet
 $bin info "$out/index"
 q=$out/data/queries
@@ -29,6 +36,9 @@ q=$out/data/queries
 echo
 echo "== image only: the 5 cases most like a new grade-3 photograph ($q/grade3.png)"
 $bin search "$out/index" --image "$q/grade3.png" -k 5
+echo
+echo "== image only: case-00003's eye photographed again at a later visit (new camera settings); its earlier photograph should lead"
+$bin search "$out/index" --image "$q/revisit-case-00003.png" -k 5
 echo
 echo "== image only: like the real CC0 photograph"
 $bin search "$out/index" --image "$out/data/images/retina.jpg" -k 5

@@ -3,10 +3,12 @@ every grade (the plugin's generator, ash.synthetic) with metadata, plus
 the CC0 photograph ../shared/data/fundus/retina.jpg, and query images that
 are not in the set.
 
-usage: python scripts/demo_images.py N OUT_DIR
+usage: python scripts/demo_images.py N OUT_DIR [SIZE]
 
 OUT_DIR/images/*.png, OUT_DIR/records.jsonl (image paths relative to it),
-OUT_DIR/queries/grade{0..4}.png (new scenes, not indexed).
+OUT_DIR/queries/grade{0..4}.png (new scenes, not indexed) and
+OUT_DIR/queries/revisit-case-00003.png (case-00003's eye photographed again
+at a later visit). SIZE is the photographs' side in pixels (default 192).
 """
 
 from __future__ import annotations
@@ -39,15 +41,17 @@ RETINA = next(
 
 def main() -> int:
     n, out = int(sys.argv[1]), Path(sys.argv[2])
+    size = int(sys.argv[3]) if len(sys.argv) > 3 else 192
     images, queries = out / "images", out / "queries"
     images.mkdir(parents=True, exist_ok=True)
     queries.mkdir(parents=True, exist_ok=True)
     rng = random.Random(2026)
     start = date(2022, 1, 1)
     with open(out / "records.jsonl", "w", encoding="utf-8") as f:
-        for i, (grade, scene) in enumerate(dataset(n, seed=7, size=192)):
+        cases = dataset(n, seed=7)
+        for i, (grade, scene) in enumerate(cases):
             name = f"case-{i:05d}.png"
-            fundus(grade, scene, size=192).save(images / name)
+            fundus(grade, scene, size=size).save(images / name)
             record = {
                 "id": f"case-{i:05d}",
                 "image": f"images/{name}",
@@ -72,7 +76,10 @@ def main() -> int:
         }
         f.write(json.dumps(record) + "\n")
     for grade in range(5):
-        fundus(grade, 10_000 + grade, size=192).save(queries / f"grade{grade}.png")
+        fundus(grade, 10_000 + grade, size=size).save(queries / f"grade{grade}.png")
+    if n > 3:
+        grade, scene = cases[3]
+        fundus(grade, scene, size=size, visit=1).save(queries / "revisit-case-00003.png")
     return 0
 
 

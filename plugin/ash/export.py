@@ -132,8 +132,106 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--name", required=True)
     p.add_argument("--out", type=Path, default=Path("models"))
     args = p.parse_args(argv)
-    print(export(args.run, args.name, args.out))
+    # A run of ash.headtrain (head.pt on cached features) ships with its trunk.
+    if (args.run / "head.pt").exists():
+        print(export_head(args.run, args.name, args.out))
+    else:
+        print(export(args.run, args.name, args.out))
     return 0
+
+
+def export_head(run: Path, name: str, out_root: Path, version: str = "2.0.0") -> Path:
+    """A head trained on cached features (:mod:`ash.headtrain`), shipped with its trunk as one ONNX file.
+
+    The model's input is the normalised image (the manifest's ImageNet
+    ``mean``/``std`` after ``scale`` 1/255, what the backbone was trained
+    with); test vectors are photographs rendered at
+    :data:`ash.features.RENDER_SIZE` and resized like the product does.
+    """
+    from . import features, headtrain
+    from .heads import FullModel
+
+    cfg, head = headtrain.load(run)
+    model = FullModel(head).eval()
+    out = out_root / name
+    (out / "test_vectors").mkdir(parents=True, exist_ok=True)
+    size = features.INPUT_SIZE
+    torch.onnx.export(
+        _Exported(model).eval(),
+        (torch.zeros(2, 3, size, size),),
+        str(out / "model.onnx"),
+        input_names=["image"],
+        output_names=["hash", "attention"],
+        dynamic_axes={"image": {0: "batch"}, "hash": {0: "batch"}, "attention": {0: "batch"}},
+        opset_version=17,
+        dynamo=False,
+        external_data=False,
+    )
+    images = []
+    for grade in synthetic.GRADES:
+        photo = features.photograph(grade, 900 + grade, 0, features.RENDER_SIZE)
+        file = f"test_vectors/grade{grade}.png"
+        Image.fromarray(features.model_input(photo, size)).save(out / file)
+        images.append(np.asarray(Image.open(out / file).convert("RGB")))
+    batch = features.normalise(np.stack(images))
+    with torch.no_grad():
+        h = model(torch.from_numpy(batch))[0].numpy()
+    vectors = [
+        {"image": f"test_vectors/grade{g}.png", "label": g, "outputs": row.tolist(), "code": code_hex(row)}
+        for g, row in zip(synthetic.GRADES, h, strict=True)
+    ]
+    (out / "test_vectors.json").write_text(json.dumps({"tolerance": 1e-3, "vectors": vectors}, indent=1))
+
+    import onnxruntime as ort
+
+    sess = ort.InferenceSession(str(out / "model.onnx"), providers=["CPUExecutionProvider"])
+    max_diff = float(np.abs(sess.run(["hash"], {"image": batch})[0] - h).max())
+    if max_diff > PARITY_TOLERANCE:
+        raise RuntimeError(f"{out}: ONNX Runtime differs from PyTorch by {max_diff:.2e} > {PARITY_TOLERANCE}")
+    head_desc = (
+        f"{'block 15 (trained) + ' if cfg.head.last_block else ''}{cfg.head.neck}-channel 1x1 neck, "
+        f"{'ASH spatial attention (normalised, zero-initialised), ' if cfg.head.attention else 'no attention, '}"
+        f"average+max pooling, linear to {cfg.head.bits} bits, tanh; loss {cfg.loss}"
+        + (f" (within {cfg.within}, spread {cfg.spread})" if cfg.loss == "graded-eye" else "")
+    )
+    metrics_path = run / "test_metrics.json"
+    manifest = {
+        "name": name,
+        "version": version,
+        "bits": cfg.head.bits,
+        "architecture": f"EfficientNet-Lite0 blocks 0-14 (ImageNet weights, frozen) + {head_desc}",
+        "input": {
+            "name": "image",
+            "layout": "NCHW",
+            "size": [size, size],
+            "channel_order": "RGB",
+            "dtype": "float32",
+            "resize": "bilinear",
+            "scale": 1.0 / 255.0,
+            "mean": list(features.IMAGENET_MEAN),
+            "std": list(features.IMAGENET_STD),
+        },
+        "outputs": {"hash": "hash", "attention": "attention"},
+        "attention_map": (
+            f"{features.feature_side(size)}x{features.feature_side(size)} map of the ASH attention over the "
+            "stride-32 features"
+            if cfg.head.attention
+            else "all ones: this model has no attention module"
+        ),
+        "threshold": 0.0,
+        "threshold_rule": "bit = 1 when output >= threshold; bits packed in numpy packbits order",
+        "training_data": (
+            f"synthetic fundus (ash.synthetic) rendered at {features.RENDER_SIZE} px: "
+            f"{features.SPLITS['train'].n} photographs (seed {features.SPLITS['train'].seed}) and "
+            f"{features.SPLITS['train-revisit'].n} later visits, {cfg.epochs} epochs; checkpoint chosen on "
+            f"{features.SPLITS['val'].n} validation photographs (seed {features.SPLITS['val'].seed})"
+        ),
+        "metrics": json.loads(metrics_path.read_text()) if metrics_path.exists() else {},
+        "onnx_parity_max_abs_diff": max_diff,
+        "model_sha256": hashlib.sha256((out / "model.onnx").read_bytes()).hexdigest(),
+    }
+    (out / "manifest.json").write_text(json.dumps(manifest, indent=1))
+    return out
 
 
 if __name__ == "__main__":

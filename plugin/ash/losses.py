@@ -53,3 +53,43 @@ def dpsh_loss(u: torch.Tensor, labels: torch.Tensor, eta: float = 0.1) -> torch.
     theta = 0.5 * (u[i] * u[j]).sum(dim=1)
     likelihood = (F.softplus(theta) - s * theta).mean()
     return likelihood + eta * ((u - torch.sign(u)) ** 2).sum(dim=1).mean()
+
+
+def graded_eye_loss(
+    h: torch.Tensor,
+    grades: torch.Tensor,
+    eyes: torch.Tensor,
+    margin: float = 1.0,
+    within: float = 0.5,
+    spread: float = 0.17,
+    alpha: float = 0.01,
+    beta: float = 0.1,
+) -> torch.Tensor:
+    """The class-pairwise ASH loss with structure inside a grade.
+
+    With d = mean over bits of (h1 − h2)² (a differing saturated bit adds
+    4/K): different grades are pushed beyond ``margin`` (1.0 ≈ a quarter of
+    the bits); the same grade is pulled only inside ``within`` (0.5 ≈ an
+    eighth) and two different eyes of a grade are kept ``spread`` apart
+    (0.17 ≈ two bits at 48), so a grade is a cluster of distinct codes
+    rather than one code; two photographs of the same eye are pulled
+    together. Each pair kind is averaged on its own so the many
+    different-grade pairs do not drown the rest. Quantisation (α) and bit
+    balance (β: each bit's batch mean near 0) complete it.
+    """
+    n = h.shape[0]
+    i, j = torch.triu_indices(n, n, offset=1)
+    d = ((h[i] - h[j]) ** 2).mean(dim=1)
+    same_grade = grades[i] == grades[j]
+    same_eye = eyes[i] == eyes[j]
+    terms = []
+    for mask, penalty in (
+        (~same_grade, F.relu(margin - d)),
+        (same_grade & ~same_eye, F.relu(d - within) + F.relu(spread - d)),
+        (same_eye, d),
+    ):
+        if mask.any():
+            terms.append(0.5 * penalty[mask].mean())
+    quant = (h.abs() - 1).abs().mean()
+    balance = (h.mean(dim=0) ** 2).mean()
+    return sum(terms, h.sum() * 0.0) + alpha * quant + beta * balance

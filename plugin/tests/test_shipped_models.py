@@ -18,8 +18,12 @@ SHIPPED = sorted(p for p in (ROOT / "models").glob("*") if p.is_dir())
 SCHEMA = json.loads((ROOT.parent / "schemas" / "encoder-manifest.schema.json").read_text())
 
 
-def test_the_four_ash_models_are_shipped() -> None:
-    assert [p.name for p in SHIPPED] == [f"ash-synfundus-{b}" for b in (12, 24, 36, 48)]
+def test_the_ash_models_are_shipped() -> None:
+    assert [p.name for p in SHIPPED] == [
+        "ash-effnet-12",
+        "ash-effnet-48",
+        *(f"ash-synfundus-{b}" for b in (12, 24, 36, 48)),
+    ]
 
 
 @pytest.mark.parametrize("plugin", SHIPPED, ids=lambda p: p.name)
@@ -35,9 +39,12 @@ def test_plugin_contract(plugin: Path) -> None:
     assert inp.name == manifest["input"]["name"] and inp.shape[1:] == [3, *manifest["input"]["size"]]
     vectors = json.loads((plugin / "test_vectors.json").read_text())["vectors"]
     batch = np.stack([np.asarray(Image.open(plugin / v["image"]).convert("RGB")) for v in vectors])
-    x = batch.transpose(0, 3, 1, 2).astype(np.float32) * manifest["input"]["scale"]
+    spec = manifest["input"]
+    mean = np.array(spec["mean"], np.float32).reshape(1, -1, 1, 1)
+    std = np.array(spec["std"], np.float32).reshape(1, -1, 1, 1)
+    x = (batch.transpose(0, 3, 1, 2).astype(np.float32) * spec["scale"] - mean) / std
     out = sess.run([manifest["outputs"]["hash"]], {inp.name: x})[0]
     assert out.shape == (len(vectors), manifest["bits"])
     for row, v in zip(out, vectors, strict=True):
-        assert np.abs(row - np.array(v["outputs"])).max() <= 1e-4
+        assert np.abs(row - np.array(v["outputs"])).max() <= 2e-4
         assert np.packbits(row >= manifest["threshold"]).tobytes().hex() == v["code"]
