@@ -80,16 +80,15 @@ test: lint package-check plugin-test $(ORT_LIB) $(ORT_OLD_LIB)
 # The inner loop: formatting, lints, every library crate's own tests (the
 # DICOM fuzzer at 10,000 objects instead of 100,000), and the app's tests
 # but those that need the plugin's PyTorch venv (pydicom), Orthanc or
-# Chromium (tests/dicom.rs, tests/dicomweb.rs, the browser test), which
-# `make test` runs.
-CHECK_TESTS := adversarial cli_codes cli_index cli_ingest encoder fuzz_mutations \
-	hostile_files server_api
+# Chromium (the modules tests/it/dicom.rs and tests/it/dicomweb.rs, the
+# browser test), which `make test` runs.
+CHECK_SKIP := --skip dicom:: --skip dicomweb::
 
 check: $(ORT_LIB) $(ORT_OLD_LIB)
 	$(CARGO) fmt --all --check
 	$(CARGO) clippy --locked --workspace --all-targets -- -D warnings
 	ASH_FUZZ_COUNT=10000 $(CARGO) test --locked -p ash-mih -p ash-tantivy -p ash-encoder
-	$(CARGO) test --locked -p ash-search --lib --bins $(addprefix --test ,$(CHECK_TESTS))
+	$(CARGO) test --locked -p ash-search --lib --bins --test it -- $(CHECK_SKIP)
 
 # The search page in headless Chromium (Debian's), driven by playwright-core
 # from npm; uses the binary `cargo test` built.

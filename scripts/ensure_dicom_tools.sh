@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs the Debian packages the DICOM tests start when they are missing:
 # dcmtk (img2dcm, dcmcjpeg, dcmdump: tests/dicom/make_dicom.py makes test
-# files with them) and Orthanc with its DICOMweb plugin (tests/dicomweb.rs
+# files with them) and Orthanc with its DICOMweb plugin (tests/it/dicomweb.rs
 # starts one on loopback as the PACS).
 set -euo pipefail
 plugin=/usr/share/orthanc/plugins/libOrthancDicomWeb.so

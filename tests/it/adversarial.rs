@@ -2,15 +2,13 @@
 //! them, against the real binary and a real server on loopback. Every test
 //! ends by checking that the server still answers `/health`.
 
-mod common;
-
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::server::*;
+use crate::common::server::*;
 use serde_json::{json, Value};
 
 fn healthy(s: &Server) {

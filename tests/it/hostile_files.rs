@@ -6,18 +6,13 @@
 //! it can come through (upload, folder, JSONL path, `encode`, image roots);
 //! nothing may abort, hang, or grow the server past its memory budget.
 
-mod common;
-
-#[path = "../crates/ash-encoder/tests/support/part10.rs"]
-mod part10;
-
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use common::server::*;
-use part10::*;
+use crate::common::server::*;
+use crate::part10::*;
 use serde_json::{json, Value};
 
 const MODEL: &str = "plugin/models/ash-synfundus-48";

@@ -1,13 +1,11 @@
 //! `ash-search serve` over HTTP: every endpoint, and every refusal the API
 //! promises (limits, token, image roots, timeouts, CORS, bad input).
 
-mod common;
-
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::server::*;
+use crate::common::server::*;
 use serde_json::json;
 
 #[test]

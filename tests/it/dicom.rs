@@ -5,14 +5,12 @@
 //! folder ingested with fields from the headers; broken files refused with
 //! their reasons; the server rendering a DICOM document.
 
-mod common;
-
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::OnceLock;
 
-use common::server::{all_docs, ash, multipart, Server, ROOT};
+use crate::common::server::{all_docs, ash, multipart, Server, ROOT};
 use serde_json::{json, Value};
 
 const MODEL: &str = "plugin/models/ash-synfundus-48";
@@ -163,7 +161,7 @@ fn broken_dicom_files_are_refused_with_their_reasons() {
 }
 
 fn index_with(dir: &Path, dicom: Option<Value>) -> String {
-    common::server::new_index(dir, |c| {
+    crate::common::server::new_index(dir, |c| {
         c["fields"]
             .as_array_mut()
             .unwrap()

@@ -1,13 +1,11 @@
 //! `ash-search codes …` end to end on generated .npy files, against brute force.
 
-mod common;
-
 use std::path::Path;
 use std::process::{Command, Output};
 
+use crate::common::{brute_force, brute_knn, brute_range};
 use ash_mih::code::BinaryCode;
 use ash_mih::npy;
-use common::{brute_force, brute_knn, brute_range};
 
 fn ash(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_ash-search"))

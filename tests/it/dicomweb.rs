@@ -6,20 +6,17 @@
 //! whose answers must not escape the save folder or stop the ingest
 //! silently.
 
-mod common;
-
-#[path = "../crates/ash-encoder/tests/support/part10.rs"]
-mod part10;
-
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
-use common::orthanc::{Orthanc, PASSWORD, USER};
-use common::server::{ash, ROOT};
-use part10::{el, el_claiming, identity, native_image, nested, object, pixel_module, EXPLICIT_LE};
+use crate::common::orthanc::{Orthanc, PASSWORD, USER};
+use crate::common::server::{ash, ROOT};
+use crate::part10::{
+    el, el_claiming, identity, native_image, nested, object, pixel_module, EXPLICIT_LE,
+};
 use serde_json::{json, Value};
 
 const MODEL: &str = "plugin/models/ash-synfundus-48";
