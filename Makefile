@@ -99,7 +99,7 @@ $(BROWSER_DIR)/node_modules/.ready: $(BROWSER_DIR)/package-lock.json
 
 browser-test: $(BROWSER_DIR)/node_modules/.ready $(ORT_LIB)
 	scripts/ensure_chromium.sh
-	$(CARGO) test --locked --no-run --test server_api
+	$(CARGO) test --locked --no-run --test it
 	$(BROWSER_DIR)/run.sh target/debug/ash-search
 
 # The encoder plugin's environment: PyTorch from PyPI (about 3 GB with its
