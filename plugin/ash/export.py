@@ -39,6 +39,43 @@ class _Exported(torch.nn.Module):
         return self.model(image)
 
 
+def to_onnx(
+    module: torch.nn.Module,
+    dummy: torch.Tensor,
+    path: Path,
+    input_names: list[str],
+    output_names: list[str],
+    dynamic_axes: dict[str, dict[int, str]],
+) -> None:
+    """``module`` in eval mode as one ONNX file (no external data), opset 17."""
+    torch.onnx.export(
+        module.eval(),
+        (dummy,),
+        str(path),
+        input_names=input_names,
+        output_names=output_names,
+        dynamic_axes=dynamic_axes,
+        opset_version=17,
+        dynamo=False,
+        external_data=False,
+    )
+
+
+def export_hash_model(model: torch.nn.Module, dummy: torch.Tensor, path: Path) -> None:
+    """An encoder as the plugin contract names it: ``image`` → ``hash``, ``attention``, any batch."""
+    # The wrapper must be in eval mode too: the exporter restores the
+    # wrapper's mode afterwards, recursively, which would leave BatchNorm
+    # in training mode.
+    to_onnx(
+        _Exported(model).eval(),
+        dummy,
+        path,
+        ["image"],
+        ["hash", "attention"],
+        {"image": {0: "batch"}, "hash": {0: "batch"}, "attention": {0: "batch"}},
+    )
+
+
 def code_hex(outputs: np.ndarray) -> str:
     """Packed bits (numpy packbits order, >= 0 → 1) as hex."""
     return np.packbits(outputs >= 0).tobytes().hex()
@@ -50,20 +87,7 @@ def export(run: Path, name: str, out_root: Path, version: str = "1.0.0") -> Path
     (out / "test_vectors").mkdir(parents=True, exist_ok=True)
     size = cfg.net.input_size
     dummy = torch.zeros(2, 3, size, size)
-    # The wrapper must be in eval mode too: the exporter restores the
-    # wrapper's mode afterwards, recursively, which would leave BatchNorm
-    # in training mode.
-    torch.onnx.export(
-        _Exported(model).eval(),
-        (dummy,),
-        str(out / "model.onnx"),
-        input_names=["image"],
-        output_names=["hash", "attention"],
-        dynamic_axes={"image": {0: "batch"}, "hash": {0: "batch"}, "attention": {0: "batch"}},
-        opset_version=17,
-        dynamo=False,
-        external_data=False,
-    )
+    export_hash_model(model, dummy, out / "model.onnx")
     # Test vectors: one synthetic image per grade, stored as PNG at input size.
     vectors = []
     images = []
@@ -156,17 +180,7 @@ def export_head(run: Path, name: str, out_root: Path, version: str = "2.0.0") ->
     out = out_root / name
     (out / "test_vectors").mkdir(parents=True, exist_ok=True)
     size = features.INPUT_SIZE
-    torch.onnx.export(
-        _Exported(model).eval(),
-        (torch.zeros(2, 3, size, size),),
-        str(out / "model.onnx"),
-        input_names=["image"],
-        output_names=["hash", "attention"],
-        dynamic_axes={"image": {0: "batch"}, "hash": {0: "batch"}, "attention": {0: "batch"}},
-        opset_version=17,
-        dynamo=False,
-        external_data=False,
-    )
+    export_hash_model(model, torch.zeros(2, 3, size, size), out / "model.onnx")
     images = []
     for grade in synthetic.GRADES:
         photo = features.photograph(grade, 900 + grade, 0, features.RENDER_SIZE)

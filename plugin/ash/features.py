@@ -128,20 +128,18 @@ def trunk_onnx(cache: Path, input_size: int = INPUT_SIZE) -> Path:
         return path
     import torch
 
+    from .export import to_onnx
     from .heads import Trunk
 
     cache.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp")
-    torch.onnx.export(
-        Trunk().eval(),
-        (torch.zeros(1, 3, input_size, input_size),),
-        str(tmp),
-        input_names=["x"],
-        output_names=["features"],
-        dynamic_axes={"x": {0: "batch", 2: "h", 3: "w"}, "features": {0: "batch", 2: "fh", 3: "fw"}},
-        opset_version=17,
-        dynamo=False,
-        external_data=False,
+    to_onnx(
+        Trunk(),
+        torch.zeros(1, 3, input_size, input_size),
+        tmp,
+        ["x"],
+        ["features"],
+        {"x": {0: "batch", 2: "h", 3: "w"}, "features": {0: "batch", 2: "fh", 3: "fw"}},
     )
     tmp.rename(path)
     return path

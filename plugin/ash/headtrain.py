@@ -92,10 +92,10 @@ def _batch(cfg: HeadTrainConfig, data: Data, rng: np.random.Generator) -> tuple[
     n_pairs = len(data.train_revisit.labels)
     eyes = rng.choice(n_pairs, size=cfg.pairs, replace=False)
     singles = rng.choice(np.arange(n_pairs, len(data.train.labels)), size=cfg.singles, replace=False)
-    first = np.concatenate([eyes, singles])
-    order = np.argsort(first)  # memory-mapped reads in file order
-    maps = np.concatenate([data.train.features[np.sort(first)], data.train_revisit.features[np.sort(eyes)]])
-    ids = np.concatenate([first[order], np.sort(eyes)])
+    # Sorted: memory-mapped reads in file order.
+    first, again = np.sort(np.concatenate([eyes, singles])), np.sort(eyes)
+    maps = np.concatenate([data.train.features[first], data.train_revisit.features[again]])
+    ids = np.concatenate([first, again])
     return maps.astype(np.float32), data.train.labels[ids], ids
 
 

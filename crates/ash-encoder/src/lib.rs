@@ -379,13 +379,8 @@ impl Encoder {
         let mut encoded = match self.encode(&flat, ok.len()) {
             Ok(e) => e.into_iter().map(Ok).collect::<Vec<_>>(),
             Err(_) if ok.len() > 1 => ok.iter().map(|t| alone(t)).collect(),
-            // One image (or none): the batch's error is its own.
-            Err(e) => {
-                let mut first = Some(e);
-                ok.iter()
-                    .map(|_| Err(first.take().expect("at most one image").into()))
-                    .collect()
-            }
+            // One image (a run of none cannot fail): the error is its own.
+            Err(e) => vec![Err(e.into())],
         }
         .into_iter();
         tensors
