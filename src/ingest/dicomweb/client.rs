@@ -376,4 +376,20 @@ mod tests {
             .unwrap_err()
             .contains("boundary"));
     }
+
+    #[test]
+    fn cut_or_damaged_multipart_answers_are_errors_not_hangs() {
+        let ct = "multipart/related; type=\"application/dicom\"; boundary=B";
+        let whole = b"--B\r\nContent-Type: application/dicom\r\n\r\nDICMBYTES\r\n--B--\r\n";
+        // Cut anywhere before the part's end: never a part, never a wait.
+        for cut in 0..whole.len() - 8 {
+            assert!(
+                first_dicom_part(ct, whole[..cut].to_vec()).is_err(),
+                "cut at {cut}"
+            );
+        }
+        let endless_header = [b"--B\r\nContent-Type: ".as_slice(), &vec![b'a'; 1 << 20]].concat();
+        assert!(first_dicom_part(ct, endless_header).is_err());
+        assert!(first_dicom_part(ct, vec![0xff; 4096]).is_err());
+    }
 }
