@@ -63,11 +63,11 @@ lint:
 	$(CARGO) fmt --all --check
 	$(CARGO) clippy --locked --workspace --all-targets -- -D warnings
 	scripts/check_crate_deps.sh
-	RUSTDOCFLAGS="-D warnings" $(CARGO) doc --locked --no-deps -p ash-mih -p ash-tantivy -p ash-encoder --quiet
+	RUSTDOCFLAGS="-D warnings" $(CARGO) doc --locked --no-deps -p ash-mih -p ash-tantivy -p ash-image -p ash-encoder --quiet
 
 # The library crates package as they are (could be published).
 package-check:
-	$(CARGO) package --locked -p ash-mih -p ash-tantivy -p ash-encoder --allow-dirty --no-verify --quiet
+	$(CARGO) package --locked -p ash-mih -p ash-tantivy -p ash-image -p ash-encoder --allow-dirty --no-verify --quiet
 
 test: lint package-check plugin-test $(ORT_LIB) $(ORT_OLD_LIB)
 	scripts/ensure_dicom_tools.sh
@@ -87,7 +87,7 @@ CHECK_SKIP := --skip dicom:: --skip dicomweb::
 check: $(ORT_LIB) $(ORT_OLD_LIB)
 	$(CARGO) fmt --all --check
 	$(CARGO) clippy --locked --workspace --all-targets -- -D warnings
-	ASH_FUZZ_COUNT=10000 $(CARGO) test --locked -p ash-mih -p ash-tantivy -p ash-encoder
+	ASH_FUZZ_COUNT=10000 $(CARGO) test --locked -p ash-mih -p ash-tantivy -p ash-image -p ash-encoder
 	$(CARGO) test --locked -p ash-search --lib --bins --test it -- $(CHECK_SKIP)
 
 # The search page in headless Chromium (Debian's), driven by playwright-core

@@ -26,7 +26,9 @@ check() {
 # Codes and the MIH engine: no HTTP, ONNX, images, tantivy, schemas or CLI.
 check ash-mih axum tokio hyper ort image tantivy jsonschema clap
 # The tantivy field: no encoder, no HTTP, no async runtime, no images.
-check ash-tantivy ort ash-encoder axum hyper tokio image jsonschema clap
+check ash-tantivy ort ash-encoder ash-image axum hyper tokio image jsonschema clap
+# Images from outside: no ONNX, no search engine, no codes, no HTTP.
+check ash-image ort ash-encoder ash-mih tantivy ash-tantivy axum hyper tokio jsonschema clap
 # The encoder: no search engine, no HTTP, no async runtime.
 check ash-encoder tantivy ash-tantivy axum hyper tokio clap
 exit $status

@@ -260,7 +260,7 @@ impl IndexConfig {
             Some(f) if f.kind == FieldKind::Keyword && f.stored && f.indexed => {}
             _ => return Err(ConfigError::IdField),
         }
-        let known = ash_encoder::dicom::is_keyword;
+        let known = ash_image::dicom::is_keyword;
         if !known(&self.dicom.id) {
             return Err(ConfigError::DicomKeyword(self.dicom.id.clone()));
         }

@@ -14,8 +14,8 @@ use clap::Args;
 
 use super::encoder_args::EncoderArgs;
 use super::CliError;
-use ash_encoder::untrusted::open_regular;
 use ash_encoder::Encoder;
+use ash_image::untrusted::open_regular;
 use ash_search::ingest::sources::bounded_lines;
 
 #[derive(Debug, Args)]

@@ -4,8 +4,8 @@ use std::path::PathBuf;
 
 use clap::{Args, ValueEnum};
 
-use ash_encoder::preprocess::ImageLimits;
 use ash_encoder::{Device, Encoder, EncoderOptions};
+use ash_image::ImageLimits;
 use ash_search::store::{Store, StoreError};
 
 #[derive(Debug, Clone, Copy, ValueEnum)]

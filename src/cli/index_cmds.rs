@@ -264,7 +264,7 @@ fn print_report(report: &ingest::IngestReport) {
 /// a regular file, line by bounded line; anything else is refused later,
 /// when the ingest opens it).
 fn has_image_records(path: &std::path::Path) -> bool {
-    ash_encoder::untrusted::open_regular(path).is_ok_and(|f| {
+    ash_image::untrusted::open_regular(path).is_ok_and(|f| {
         ash_search::ingest::sources::bounded_lines(std::io::BufReader::new(f)).any(|(_, l)| {
             l.is_ok_and(|l| {
                 serde_json::from_str::<serde_json::Value>(&l)

@@ -16,9 +16,9 @@ use std::path::Path;
 use serde_json::{Map, Value};
 
 use crate::config::{FieldKind, FrameMode, IndexConfig, FRAME_FIELD, ID_FIELD};
-use ash_encoder::dicom::{is_dicom, DicomHeader};
-use ash_encoder::preprocess::{ImageError, ImageLimits};
-use ash_encoder::untrusted::read_head;
+use ash_image::dicom::{is_dicom, DicomHeader};
+use ash_image::untrusted::read_head;
+use ash_image::{ImageError, ImageLimits};
 
 /// The header of `path`: `Ok(None)` when it is not DICOM, an error when it
 /// is but its structure is refused (truncated, nested too deep, sizes

@@ -275,7 +275,7 @@ pub fn ingest(
                 (Box::new(records.into_iter()), Some(n))
             }
             Source::DicomWeb(server) => {
-                let limit = ash_encoder::preprocess::ImageLimits::default().max_file_bytes;
+                let limit = ash_image::ImageLimits::default().max_file_bytes;
                 let made = dicomweb::Listing::new(
                     server,
                     &store.config,

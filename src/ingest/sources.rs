@@ -12,9 +12,9 @@ use serde_json::{Map, Value};
 
 use super::IngestError;
 use crate::config::{FieldKind, IndexConfig, ID_FIELD};
-use ash_encoder::dicom::{is_dicom, DicomHeader};
-use ash_encoder::preprocess::ImageLimits;
-use ash_encoder::untrusted::read_head;
+use ash_image::dicom::{is_dicom, DicomHeader};
+use ash_image::untrusted::read_head;
+use ash_image::ImageLimits;
 
 /// One record before it is parsed.
 #[derive(Debug)]
@@ -182,13 +182,13 @@ pub fn count_lines(path: &Path) -> u64 {
 /// Every file under `dir` (sorted, hidden files left out), except `skip`,
 /// and the folders below it that could not be read; links are followed,
 /// each folder entered and each file listed once
-/// (`ash_encoder::untrusted::walk`), so link loops end.
+/// (`ash_image::untrusted::walk`), so link loops end.
 pub fn list_files(
     dir: &Path,
     skip: Option<&Path>,
-) -> Result<ash_encoder::untrusted::Walked, IngestError> {
+) -> Result<ash_image::untrusted::Walked, IngestError> {
     let skip = skip.and_then(|p| p.canonicalize().ok());
-    let mut walked = ash_encoder::untrusted::walk(dir).map_err(read_error(dir))?;
+    let mut walked = ash_image::untrusted::walk(dir).map_err(read_error(dir))?;
     if skip.is_some() {
         walked.files.retain(|path| path.canonicalize().ok() != skip);
     }
@@ -313,10 +313,10 @@ type MetadataRows = HashMap<String, (usize, Map<String, Value>)>;
 /// A source file (JSONL), opened only if it is a regular file: a FIFO
 /// would block the open, be read up by the line count, or never end.
 fn open_source(path: &Path) -> Result<File, IngestError> {
-    ash_encoder::untrusted::open_regular(path).map_err(|e| IngestError::Read {
+    ash_image::untrusted::open_regular(path).map_err(|e| IngestError::Read {
         path: path.to_owned(),
         source: match e {
-            ash_encoder::untrusted::FileError::Io(io) => io,
+            ash_image::untrusted::FileError::Io(io) => io,
             other => std::io::Error::new(std::io::ErrorKind::InvalidInput, other.to_string()),
         },
     })

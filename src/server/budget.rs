@@ -3,7 +3,7 @@
 //! per-image limit.
 //!
 //! How it works: before an image is decoded, its decoded size is read from
-//! its header (`ash_encoder::preprocess::decoded_bytes`, which checks the
+//! its header (`ash_image::decoded_bytes`, which checks the
 //! declared size against the limits first) and the work's peak is reserved
 //! from the budget: the file's bytes plus three times the decoded picture
 //! (the decoder's buffer, the converted picture, its 8-bit copy). A

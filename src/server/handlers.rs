@@ -22,9 +22,9 @@ use super::{guard, App};
 use crate::config::{FRAME_FIELD, IMAGE_FIELD};
 use crate::ingest::{self, IngestError, IngestOptions, RecordError, Source};
 use crate::search::{self, SearchQuery};
-use ash_encoder::preprocess::ImageLimits;
-use ash_encoder::untrusted::{open_regular, read_capped, FileError};
 use ash_encoder::AttentionMap;
+use ash_image::untrusted::{open_regular, read_capped, FileError};
+use ash_image::ImageLimits;
 use ash_mih::code::BinaryCode;
 use ash_tantivy::hybrid::Mode;
 
@@ -487,7 +487,7 @@ fn open_image(app: &App, id: &str, limit: u64) -> Result<OpenedImage, ApiError> 
     let mut head = [0u8; 132];
     let n = file.read(&mut head).map_err(io)?;
     file.rewind().map_err(io)?;
-    if ash_encoder::dicom::is_dicom(&head[..n]) {
+    if ash_image::dicom::is_dicom(&head[..n]) {
         Ok(OpenedImage::Dicom(file, len, frame))
     } else {
         Ok(OpenedImage::Plain(file, len, head[..n].to_vec()))

@@ -11,8 +11,8 @@ use image::ImageFormat;
 use super::budget::MemoryBudget;
 use super::error::ApiError;
 use super::App;
-use ash_encoder::preprocess::{decode_frame, decoded_bytes, ImageError, ImageLimits};
-use ash_encoder::untrusted::FileError;
+use ash_image::untrusted::FileError;
+use ash_image::{decode_frame, decoded_bytes, ImageError, ImageLimits};
 
 /// A served image file that could not be read, as the API answers it:
 /// over the size limit 413, not a regular file 422, anything else 404

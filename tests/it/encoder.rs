@@ -5,8 +5,9 @@
 use std::io::Cursor;
 use std::path::{Path, PathBuf};
 
-use ash_encoder::preprocess::{decode, ImageLimits, Preprocessor};
+use ash_encoder::preprocess::Preprocessor;
 use ash_encoder::{Encoder, EncoderOptions};
+use ash_image::{decode, ImageLimits};
 use image::{DynamicImage, ImageFormat};
 use serde_json::Value;
 

@@ -4,7 +4,7 @@
 //! (shared with `ash-encoder`'s own tests).
 
 mod common;
-#[path = "../../crates/ash-encoder/tests/support/part10.rs"]
+#[path = "../../crates/ash-image/tests/support/part10.rs"]
 mod part10;
 
 mod adversarial;

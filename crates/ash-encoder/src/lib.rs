@@ -12,13 +12,10 @@
 
 #![deny(missing_docs)]
 
-pub mod dicom;
-pub mod integrity;
 pub mod manifest;
 pub mod pool;
 pub mod preprocess;
 pub mod runtime;
-pub mod untrusted;
 
 use std::path::{Path, PathBuf};
 
@@ -27,10 +24,11 @@ use ort::session::Session;
 use ort::value::{TensorRef, ValueType};
 use rayon::prelude::*;
 
+use ash_image::{ImageError, ImageLimits};
 use ash_mih::code::BinaryCode;
 use manifest::{read_plugin, EncoderPin, Manifest, PluginManifest};
 use pool::SessionPool;
-use preprocess::{ImageLimits, Preprocessor};
+use preprocess::Preprocessor;
 pub use runtime::{Device, Provider};
 
 /// Why an encoder could not be loaded or run.
@@ -399,7 +397,7 @@ impl Encoder {
 pub enum EncodeFailure {
     /// The image was refused or could not be decoded.
     #[error(transparent)]
-    Image(#[from] preprocess::ImageError),
+    Image(#[from] ImageError),
     /// The model could not encode it.
     #[error(transparent)]
     Encoder(#[from] EncoderError),

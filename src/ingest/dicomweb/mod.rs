@@ -34,7 +34,7 @@ use tantivy::Searcher;
 use super::sources::RawRecord;
 use crate::config::{FrameMode, IndexConfig};
 use crate::error::ErrorKind;
-use ash_encoder::dicom::{is_dicom, tag_hex, DicomHeader};
+use ash_image::dicom::{is_dicom, tag_hex, DicomHeader};
 use client::{Client, InstanceRef, RetrieveError};
 
 /// Instances listed per QIDO-RS request.

@@ -10,16 +10,10 @@
 
 use image::ImageFormat;
 
-use crate::preprocess::ImageError;
+use crate::ImageError;
 
 /// Refuses a file whose structure is cut short or damaged, with the reason.
-///
-/// ```
-/// use ash_encoder::integrity::check;
-/// let refused = check(image::ImageFormat::Jpeg, &[0xFF, 0xD8, 0xFF, 0xDB, 0x00]);
-/// assert!(matches!(refused, Err(ash_encoder::preprocess::ImageError::Damaged(m)) if m.contains("truncated JPEG")));
-/// ```
-pub fn check(format: ImageFormat, bytes: &[u8]) -> Result<(), ImageError> {
+pub(crate) fn check(format: ImageFormat, bytes: &[u8]) -> Result<(), ImageError> {
     match format {
         ImageFormat::Png => check_png(bytes),
         ImageFormat::Jpeg => check_jpeg(bytes),
@@ -142,6 +136,12 @@ mod tests {
             .write_to(&mut Cursor::new(&mut out), format)
             .unwrap();
         out
+    }
+
+    #[test]
+    fn a_jpeg_cut_after_its_first_marker_is_truncated() {
+        let refused = check(ImageFormat::Jpeg, &[0xFF, 0xD8, 0xFF, 0xDB, 0x00]);
+        assert!(matches!(refused, Err(ImageError::Damaged(m)) if m.contains("truncated JPEG")));
     }
 
     #[test]

@@ -43,7 +43,7 @@ pub enum FileError {
 /// Opens `path` for reading if it is (or links to) a regular file.
 ///
 /// ```
-/// use ash_encoder::untrusted::{open_regular, FileError};
+/// use ash_image::untrusted::{open_regular, FileError};
 /// assert!(matches!(open_regular("/dev/zero".as_ref()), Err(FileError::NotRegular(_))));
 /// assert!(matches!(open_regular("/".as_ref()), Err(FileError::NotRegular("a folder"))));
 /// ```
@@ -74,7 +74,7 @@ pub fn open_regular(path: &Path) -> Result<File, FileError> {
 /// The whole of a regular file of at most `limit` bytes.
 ///
 /// ```
-/// use ash_encoder::untrusted::{read_capped, FileError};
+/// use ash_image::untrusted::{read_capped, FileError};
 /// let dir = tempfile::tempdir().unwrap();
 /// let path = dir.path().join("a.png");
 /// std::fs::write(&path, b"twelve bytes").unwrap();
@@ -125,7 +125,7 @@ pub struct Walked {
 /// std::fs::create_dir(dir.path().join("sub")).unwrap();
 /// std::fs::write(dir.path().join("sub/a.png"), b"x").unwrap();
 /// std::os::unix::fs::symlink("..", dir.path().join("sub/loop")).unwrap();
-/// let walked = ash_encoder::untrusted::walk(dir.path()).unwrap();
+/// let walked = ash_image::untrusted::walk(dir.path()).unwrap();
 /// assert_eq!(walked.files, vec![dir.path().join("sub/a.png")]);
 /// ```
 pub fn walk(dir: &Path) -> std::io::Result<Walked> {

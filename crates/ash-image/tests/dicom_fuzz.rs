@@ -16,8 +16,8 @@ mod part10;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use ash_encoder::dicom::DicomHeader;
-use ash_encoder::preprocess::{decode_frame, decoded_bytes, ImageLimits};
+use ash_image::dicom::DicomHeader;
+use ash_image::{decode_frame, decoded_bytes, ImageLimits};
 use part10::*;
 
 const CHILD: &str = "ASH_FUZZ_CHILD";

@@ -30,7 +30,7 @@ use dicom_core::{Tag, VR};
 use dicom_transfer_syntax_registry::{TransferSyntaxIndex, TransferSyntaxRegistry};
 
 use super::pixels::{PixelModule, Pixels, Scan};
-use crate::preprocess::ImageError;
+use crate::ImageError;
 
 /// Deepest nesting of sequences read (an item's sequence inside an item's
 /// sequence …). Real objects nest a handful of levels (enhanced multi-frame

@@ -5,7 +5,7 @@
 //! every decoder allocates by what it is told.
 
 use super::scan::MAX_FRAMES;
-use crate::preprocess::{ImageError, ImageLimits};
+use crate::{ImageError, ImageLimits};
 
 /// Segments an RLE frame may have (PS3.5 G.3.1).
 const RLE_SEGMENTS: usize = 15;

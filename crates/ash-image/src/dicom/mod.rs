@@ -24,7 +24,7 @@ use dicom_pixeldata::{ConvertOptions, PixelDecoder};
 use dicom_transfer_syntax_registry::{TransferSyntaxIndex, TransferSyntaxRegistry};
 use image::DynamicImage;
 
-use crate::preprocess::{ImageError, ImageLimits};
+use crate::{ImageError, ImageLimits};
 
 mod pixels;
 mod scan;
@@ -36,8 +36,8 @@ pub use scan::{MAX_ELEMENTS, MAX_FRAMES, MAX_SEQUENCE_DEPTH};
 /// ```
 /// let mut file = vec![0u8; 128];
 /// file.extend_from_slice(b"DICM");
-/// assert!(ash_encoder::dicom::is_dicom(&file));
-/// assert!(!ash_encoder::dicom::is_dicom(b"\x89PNG\r\n\x1a\n"));
+/// assert!(ash_image::dicom::is_dicom(&file));
+/// assert!(!ash_image::dicom::is_dicom(b"\x89PNG\r\n\x1a\n"));
 /// ```
 pub fn is_dicom(bytes: &[u8]) -> bool {
     bytes.len() >= 132 && &bytes[128..132] == b"DICM"
@@ -46,8 +46,8 @@ pub fn is_dicom(bytes: &[u8]) -> bool {
 /// Whether `keyword` names an attribute of the standard DICOM dictionary.
 ///
 /// ```
-/// assert!(ash_encoder::dicom::is_keyword("ImageLaterality"));
-/// assert!(!ash_encoder::dicom::is_keyword("PatientNickname"));
+/// assert!(ash_image::dicom::is_keyword("ImageLaterality"));
+/// assert!(!ash_image::dicom::is_keyword("PatientNickname"));
 /// ```
 pub fn is_keyword(keyword: &str) -> bool {
     use dicom_core::dictionary::DataDictionary;
@@ -60,8 +60,8 @@ pub fn is_keyword(keyword: &str) -> bool {
 /// (`GGGGEEEE`, upper-case hex), e.g. to ask a DICOMweb server for it.
 ///
 /// ```
-/// assert_eq!(ash_encoder::dicom::tag_hex("SOPInstanceUID").as_deref(), Some("00080018"));
-/// assert_eq!(ash_encoder::dicom::tag_hex("NoSuchKeyword"), None);
+/// assert_eq!(ash_image::dicom::tag_hex("SOPInstanceUID").as_deref(), Some("00080018"));
+/// assert_eq!(ash_image::dicom::tag_hex("NoSuchKeyword"), None);
 /// ```
 pub fn tag_hex(keyword: &str) -> Option<String> {
     use dicom_core::dictionary::{DataDictionary, DataDictionaryEntry};
@@ -181,7 +181,7 @@ pub fn decode(bytes: &[u8], limits: &ImageLimits, frame: u32) -> Result<DynamicI
         )));
     }
     if let Some(jpeg) = baseline_jpeg_frame(&object, &ts_uid, frame, frames) {
-        return crate::preprocess::decode(&jpeg, limits);
+        return crate::decode(&jpeg, limits);
     }
     let decoded = object.decode_pixel_data_frame(frame).map_err(|e| {
         ImageError::Damaged(format!(

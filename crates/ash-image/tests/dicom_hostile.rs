@@ -5,8 +5,8 @@
 #[path = "support/part10.rs"]
 mod part10;
 
-use ash_encoder::dicom::{DicomHeader, MAX_SEQUENCE_DEPTH};
-use ash_encoder::preprocess::{decode_frame, decoded_bytes, ImageError, ImageLimits};
+use ash_image::dicom::{DicomHeader, MAX_SEQUENCE_DEPTH};
+use ash_image::{decode_frame, decoded_bytes, ImageError, ImageLimits};
 use part10::*;
 
 fn limits() -> ImageLimits {
