@@ -13,7 +13,7 @@ use tantivy::schema::Field;
 use crate::config::{ConfigError, EncoderRef, IndexConfig, ID_FIELD};
 use crate::error::ErrorKind;
 use ash_encoder::manifest::{read_plugin, EncoderPin};
-use ash_encoder::{Encoder, EncoderError, EncoderOptions};
+use ash_encoder::{Encoder, EncoderError, EncoderOptions, Mismatch};
 use ash_tantivy::{HashIndex, IndexError};
 
 /// The configuration file inside an index directory.
@@ -233,11 +233,11 @@ fn check_bits(pin: &EncoderPin, bits: usize) -> Result<(), StoreError> {
     if pin.bits == bits {
         return Ok(());
     }
-    Err(EncoderError::Mismatch(format!(
-        "encoder {} makes {}-bit codes; this index holds {bits}-bit codes",
-        pin.label(),
-        pin.bits
-    ))
+    Err(EncoderError::from(Mismatch::Bits {
+        encoder: pin.label(),
+        bits: pin.bits,
+        index_bits: bits,
+    })
     .into())
 }
 

@@ -13,7 +13,6 @@ mod cli_index;
 mod cli_ingest;
 mod dicom;
 mod dicomweb;
-mod encoder;
 mod fuzz_mutations;
 mod hostile_files;
 mod server_api;

@@ -12,6 +12,7 @@
 
 #![deny(missing_docs)]
 
+mod error;
 pub mod manifest;
 pub mod pool;
 pub mod preprocess;
@@ -24,80 +25,15 @@ use ort::session::Session;
 use ort::value::{TensorRef, ValueType};
 use rayon::prelude::*;
 
-use ash_image::{ImageError, ImageLimits};
+use ash_image::ImageLimits;
 use ash_mih::code::BinaryCode;
+pub use error::{
+    EncodeFailure, EncoderError, EncoderErrorKind, InferenceError, Mismatch, RuntimeError,
+};
 use manifest::{read_plugin, EncoderPin, Manifest, PluginManifest};
 use pool::SessionPool;
 use preprocess::Preprocessor;
 pub use runtime::{Device, Provider};
-
-/// Why an encoder could not be loaded or run.
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum EncoderError {
-    /// The manifest is missing, not JSON, or does not fit the schema.
-    #[error("{}: {reason}", path.display())]
-    Manifest {
-        /// The manifest file.
-        path: PathBuf,
-        /// What is wrong with it.
-        reason: String,
-    },
-    /// The model file is missing, differs from its digest, or ONNX Runtime
-    /// refuses it.
-    #[error("{}: {reason}", path.display())]
-    Model {
-        /// The model file.
-        path: PathBuf,
-        /// What is wrong with it.
-        reason: String,
-    },
-    /// ONNX Runtime could not be found, loaded or started (the text says
-    /// how to install it).
-    #[error("ONNX Runtime: {0}")]
-    Runtime(String),
-    /// An encoder that is not the one asked for: another model, another
-    /// code length, a model that disagrees with its manifest.
-    #[error("{0}")]
-    Mismatch(String),
-    /// A batch could not be run or gave unusable outputs (NaN, wrong shape).
-    #[error("inference failed: {0}")]
-    Inference(String),
-}
-
-/// The class of an [`EncoderError`], for a server's status or a message.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum EncoderErrorKind {
-    /// The plugin (manifest or model) is broken: fix or replace it.
-    BadPlugin,
-    /// ONNX Runtime is missing or unusable on this machine.
-    Unavailable,
-    /// Another encoder than the one required.
-    Conflict,
-    /// Running the model failed.
-    Failed,
-}
-
-impl EncoderError {
-    /// The class of this error.
-    ///
-    /// ```
-    /// use ash_encoder::{EncoderError, EncoderErrorKind};
-    /// let e = EncoderError::Mismatch("48-bit codes, the index holds 32".into());
-    /// assert_eq!(e.kind(), EncoderErrorKind::Conflict);
-    /// ```
-    pub fn kind(&self) -> EncoderErrorKind {
-        match self {
-            EncoderError::Manifest { .. } | EncoderError::Model { .. } => {
-                EncoderErrorKind::BadPlugin
-            }
-            EncoderError::Runtime(_) => EncoderErrorKind::Unavailable,
-            EncoderError::Mismatch(_) => EncoderErrorKind::Conflict,
-            EncoderError::Inference(_) => EncoderErrorKind::Failed,
-        }
-    }
-}
 
 /// How sessions are made.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -192,15 +128,14 @@ impl Encoder {
         } else {
             options.threads
         };
-        let model_err = |reason: String| EncoderError::Model {
-            path: plugin.model_path.clone(),
-            reason,
-        };
         let mut sessions = Vec::new();
         for _ in 0..options.sessions.max(1) {
-            let session = open_session(&rt.environment, &plugin.model_path, provider, threads)
-                .map_err(model_err)?;
-            sessions.push(session);
+            sessions.push(open_session(
+                &rt.environment,
+                &plugin.model_path,
+                provider,
+                threads,
+            )?);
         }
         let max_batch = check_model(&sessions[0], &plugin)?;
         Ok(Self {
@@ -258,10 +193,12 @@ impl Encoder {
         }
         let per = self.preprocessor.tensor_len();
         if tensors.len() != n * per {
-            return Err(EncoderError::Inference(format!(
-                "{} floats for {n} images of {per}",
-                tensors.len()
-            )));
+            return Err(InferenceError::InputLength {
+                floats: tensors.len(),
+                images: n,
+                per_image: per,
+            }
+            .into());
         }
         let mut out = Vec::with_capacity(n);
         for chunk in tensors.chunks(self.max_batch.saturating_mul(per).max(per)) {
@@ -277,27 +214,29 @@ impl Encoder {
         let shape = [n, m.input.channel_order.channels(), h as usize, w as usize];
         self.pool.with(|session| {
             let input = TensorRef::from_array_view((shape, tensors))
-                .map_err(|e| EncoderError::Inference(e.to_string()))?;
+                .map_err(|e| InferenceError::Run(e.to_string()))?;
             let outputs = session
                 .run(ort::inputs![m.input.name.as_str() => input])
-                .map_err(|e| EncoderError::Inference(e.to_string()))?;
+                .map_err(|e| InferenceError::Run(e.to_string()))?;
             let (hash_shape, hash) = outputs[m.outputs.hash.as_str()]
                 .try_extract_tensor::<f32>()
-                .map_err(|e| EncoderError::Inference(format!("output {}: {e}", m.outputs.hash)))?;
+                .map_err(|e| InferenceError::Run(format!("output {}: {e}", m.outputs.hash)))?;
             if hash_shape.len() != 2
                 || hash_shape[0] as usize != n
                 || hash_shape[1] as usize != m.bits
             {
-                return Err(EncoderError::Inference(format!(
-                    "output {} has shape {hash_shape:?}, expected [{n}, {}] (manifest bits)",
-                    m.outputs.hash, m.bits
-                )));
+                return Err(InferenceError::OutputShape {
+                    output: m.outputs.hash.clone(),
+                    shape: hash_shape.iter().copied().collect(),
+                    expected: format!("[{n}, {}] (manifest bits)", m.bits),
+                }
+                .into());
             }
             let attention = match &m.outputs.attention {
                 Some(name) => {
                     let (shape, values) = outputs[name.as_str()]
                         .try_extract_tensor::<f32>()
-                        .map_err(|e| EncoderError::Inference(format!("output {name}: {e}")))?;
+                        .map_err(|e| InferenceError::Run(format!("output {name}: {e}")))?;
                     let dims: Vec<i64> = shape.iter().copied().collect();
                     let fits = dims.len() == 4
                         && dims[0] as usize == n
@@ -306,9 +245,12 @@ impl Encoder {
                         && dims[3] > 0
                         && values.len() == n * (dims[2] * dims[3]) as usize;
                     if !fits {
-                        return Err(EncoderError::Inference(format!(
-                            "output {name} has shape {dims:?}, expected [{n}, 1, h, w]"
-                        )));
+                        return Err(InferenceError::OutputShape {
+                            output: name.clone(),
+                            shape: dims,
+                            expected: format!("[{n}, 1, h, w]"),
+                        }
+                        .into());
                     }
                     Some(((dims[2] as usize, dims[3] as usize), values))
                 }
@@ -317,16 +259,16 @@ impl Encoder {
             let mut out = Vec::with_capacity(n);
             for (i, row) in hash.chunks_exact(m.bits).enumerate() {
                 if let Some(bad) = row.iter().find(|v| !v.is_finite()) {
-                    return Err(EncoderError::Inference(format!(
-                        "the model's output {} holds {bad} for image {} of the batch; a code \
-                         cannot be read from it",
-                        m.outputs.hash,
-                        i + 1
-                    )));
+                    return Err(InferenceError::NotFinite {
+                        output: m.outputs.hash.clone(),
+                        value: *bad,
+                        image: i + 1,
+                    }
+                    .into());
                 }
                 let bools: Vec<bool> = row.iter().map(|&v| v >= m.threshold).collect();
                 let code = BinaryCode::from_bools(&bools)
-                    .map_err(|e| EncoderError::Inference(e.to_string()))?;
+                    .map_err(|e| InferenceError::Run(e.to_string()))?;
                 let attention = attention.map(|((ah, aw), values)| AttentionMap {
                     height: ah,
                     width: aw,
@@ -372,7 +314,7 @@ impl Encoder {
         let alone = |t: &Vec<f32>| -> Result<Encoded, E> {
             let mut one = self.encode(t, 1)?;
             one.pop()
-                .ok_or_else(|| EncoderError::Inference("no output for the image".into()).into())
+                .ok_or_else(|| EncoderError::from(InferenceError::Run("no output".into())).into())
         };
         let mut encoded = match self.encode(&flat, ok.len()) {
             Ok(e) => e.into_iter().map(Ok).collect::<Vec<_>>(),
@@ -391,39 +333,32 @@ impl Encoder {
     }
 }
 
-/// Why one image has no encoding: its file, or the model.
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum EncodeFailure {
-    /// The image was refused or could not be decoded.
-    #[error(transparent)]
-    Image(#[from] ImageError),
-    /// The model could not encode it.
-    #[error(transparent)]
-    Encoder(#[from] EncoderError),
-}
-
 fn open_session(
     env: &ort::environment::Environment,
     model: &Path,
     provider: Provider,
     threads: usize,
-) -> Result<Session, String> {
-    let builder = Session::builder(env).map_err(|e| e.to_string())?;
-    let builder = builder
+) -> Result<Session, EncoderError> {
+    let refused = |what: &str, e: &dyn std::fmt::Display| EncoderError::Model {
+        path: model.to_path_buf(),
+        reason: format!("{what}: {e}"),
+    };
+    let session = "cannot make a session";
+    let builder = Session::builder(env)
+        .map_err(|e| refused(session, &e))?
         .with_optimization_level(GraphOptimizationLevel::Level3)
-        .map_err(|e| e.to_string())?
+        .map_err(|e| refused(session, &e))?
         .with_intra_threads(threads)
-        .map_err(|e| e.to_string())?;
+        .map_err(|e| refused(session, &e))?;
     let mut builder = match provider {
         Provider::Cpu => builder,
         Provider::Cuda => builder
             .with_execution_providers([ort::ep::CUDA::default().build().error_on_failure()])
-            .map_err(|e| format!("cannot start the CUDA execution provider: {e}"))?,
+            .map_err(|e| refused("cannot start the CUDA execution provider", &e))?,
     };
     builder
         .commit_from_file(model)
-        .map_err(|e| format!("ONNX Runtime cannot load the model: {e}"))
+        .map_err(|e| refused("ONNX Runtime cannot load the model", &e))
 }
 
 /// Checks the model's declared inputs and outputs against the manifest;

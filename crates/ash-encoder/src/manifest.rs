@@ -10,7 +10,7 @@ use ash_mih::code::hex;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use super::EncoderError;
+use crate::{EncoderError, Mismatch};
 
 /// The JSON Schema of a manifest.
 pub const MANIFEST_SCHEMA: &str = include_str!("../schemas/encoder-manifest.schema.json");
@@ -135,14 +135,13 @@ impl EncoderPin {
         if self.manifest_sha256 == other.manifest_sha256 {
             return Ok(());
         }
-        Err(EncoderError::Mismatch(format!(
-            "the index was built with encoder {} but {} is {}; codes of two models are not \
-             comparable (re-index with one encoder, or use the index's: --encoder {})",
-            self.label(),
-            other.dir.display(),
-            other.label(),
-            self.dir.display()
-        )))
+        Err(Mismatch::Model {
+            pinned: self.label(),
+            pinned_dir: self.dir.clone(),
+            given: other.label(),
+            given_dir: other.dir.clone(),
+        }
+        .into())
     }
 }
 

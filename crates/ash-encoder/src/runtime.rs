@@ -16,7 +16,7 @@ use std::sync::OnceLock;
 use ort::environment::Environment;
 use ort::ep::{self, ExecutionProvider};
 
-use super::EncoderError;
+use crate::{EncoderError, RuntimeError};
 
 /// The ONNX Runtime release ash-search is built and tested against.
 pub const ORT_VERSION: &str = "1.31.1";
@@ -77,7 +77,7 @@ impl Provider {
 }
 
 /// Finds the library from the process environment.
-pub fn locate() -> Result<Located, EncoderError> {
+pub fn locate() -> Result<Located, RuntimeError> {
     locate_from(
         std::env::var_os("ORT_DYLIB_PATH"),
         &bootstrap_candidates(),
@@ -90,7 +90,7 @@ pub fn locate_from(
     env: Option<OsString>,
     bootstrap: &[PathBuf],
     python: impl FnOnce() -> Option<PathBuf>,
-) -> Result<Located, EncoderError> {
+) -> Result<Located, RuntimeError> {
     if let Some(path) = env.filter(|p| !p.is_empty()) {
         let path = PathBuf::from(path);
         return if path.is_file() {
@@ -99,10 +99,7 @@ pub fn locate_from(
                 source: "ORT_DYLIB_PATH",
             })
         } else {
-            Err(EncoderError::Runtime(format!(
-                "ORT_DYLIB_PATH={} is not a file; {INSTALL_HINT}",
-                path.display()
-            )))
+            Err(RuntimeError::NotAFile(path))
         };
     }
     if let Some(path) = bootstrap.iter().find(|p| p.is_file()) {
@@ -117,10 +114,7 @@ pub fn locate_from(
             source: "python onnxruntime",
         });
     }
-    Err(EncoderError::Runtime(format!(
-        "ONNX Runtime {ORT_VERSION} was not found (ORT_DYLIB_PATH unset, no \
-         .cache/onnxruntime/{ORT_LIB_NAME}, no python3 onnxruntime); {INSTALL_HINT}"
-    )))
+    Err(RuntimeError::NotFound)
 }
 
 /// Where `make ort` puts the library: `.cache/onnxruntime/` in the
@@ -180,12 +174,12 @@ pub struct Runtime {
     pub cuda_available: bool,
 }
 
-static RUNTIME: OnceLock<Result<Runtime, String>> = OnceLock::new();
+static RUNTIME: OnceLock<Result<Runtime, RuntimeError>> = OnceLock::new();
 
 /// Loads ONNX Runtime on first use; later calls return the same one.
 pub fn runtime() -> Result<&'static Runtime, EncoderError> {
     RUNTIME
-        .get_or_init(|| load_on_own_stack().map_err(|e| e.to_string()))
+        .get_or_init(load_on_own_stack)
         .as_ref()
         .map_err(|e| EncoderError::Runtime(e.clone()))
 }
@@ -201,77 +195,80 @@ pub fn runtime() -> Result<&'static Runtime, EncoderError> {
 /// giving that one call a stack of its own (256 bytes per byte of command
 /// line, plus 16 MiB; only what is touched is ever committed) removes the
 /// cause for every caller, CLI or server thread alike.
-fn load_on_own_stack() -> Result<Runtime, EncoderError> {
+fn load_on_own_stack() -> Result<Runtime, RuntimeError> {
     let cmdline = std::fs::read("/proc/self/cmdline").map_or(0, |c| c.len());
     let stack = (16 << 20) + cmdline.saturating_mul(256);
     std::thread::Builder::new()
         .name("ort-load".into())
         .stack_size(stack)
         .spawn(load)
-        .map_err(|e| EncoderError::Runtime(format!("cannot start the loading thread: {e}")))?
+        .map_err(|e| RuntimeError::LoaderThread(format!("cannot start it: {e}")))?
         .join()
-        .map_err(|_| EncoderError::Runtime("loading ONNX Runtime panicked".into()))?
+        .map_err(|_| RuntimeError::LoaderThread("it panicked".into()))?
 }
 
 /// The version a library reports (`OrtGetApiBase()->GetVersionString()`),
 /// read before `ort` takes the library, so that an unsupported one is
 /// refused with a clear message rather than misbehaving later.
-fn library_version(path: &Path) -> Result<String, String> {
+fn library_version(located: &Located) -> Result<String, RuntimeError> {
+    let unusable = |reason: &dyn std::fmt::Display| RuntimeError::Unusable {
+        path: located.path.clone(),
+        found_through: located.source,
+        reason: reason.to_string(),
+    };
     // SAFETY: loading the library runs its initialisers, as `ort` loading it
     // next does anyway; `OrtGetApiBase` has this signature in every ONNX
     // Runtime release, returns a pointer to a static struct, and
     // `GetVersionString` returns a static NUL-terminated string. The
     // library stays loaded for the life of the process (`ort` keeps it too).
     unsafe {
-        let lib = libloading::Library::new(path).map_err(|e| e.to_string())?;
+        let lib = libloading::Library::new(&located.path).map_err(|e| unusable(&e))?;
         let get: libloading::Symbol<unsafe extern "C" fn() -> *const ort::sys::OrtApiBase> =
             lib.get(b"OrtGetApiBase\0").map_err(|_| {
-                "the library does not export OrtGetApiBase: not ONNX Runtime".to_string()
+                unusable(&"the library does not export OrtGetApiBase: not ONNX Runtime")
             })?;
         let base = get();
         if base.is_null() {
-            return Err("OrtGetApiBase returned nothing".into());
+            return Err(unusable(&"OrtGetApiBase returned nothing"));
         }
         let version = ((*base).GetVersionString)();
         if version.is_null() {
-            return Err("GetVersionString returned nothing".into());
+            return Err(unusable(&"GetVersionString returned nothing"));
         }
         let version = std::ffi::CStr::from_ptr(version)
             .to_str()
-            .map_err(|_| "the version string is not UTF-8".to_string())?
+            .map_err(|_| unusable(&"the version string is not UTF-8"))?
             .to_string();
         std::mem::forget(lib);
         Ok(version)
     }
 }
 
-/// Refuses a version outside [`MIN_VERSION`, `END_VERSION`).
-pub fn check_version(version: &str) -> Result<(), String> {
+/// Whether ONNX Runtime `version` is within [`MIN_VERSION`, `END_VERSION`);
+/// a version that cannot be read is not.
+fn supported(version: &str) -> bool {
     let mut parts = version.split('.').map(|p| p.parse::<u32>());
     let (Some(Ok(major)), Some(Ok(minor))) = (parts.next(), parts.next()) else {
-        return Err(format!("cannot read the version {version:?}"));
+        return false;
     };
-    if (major, minor) < MIN_VERSION || (major, minor) >= END_VERSION {
-        return Err(format!(
-            "ONNX Runtime {version} is not supported (supported: {}.{} up to, not \
-             including, {}.{}; tested: 1.30.0 and {ORT_VERSION})",
-            MIN_VERSION.0, MIN_VERSION.1, END_VERSION.0, END_VERSION.1
-        ));
-    }
-    Ok(())
+    (MIN_VERSION..END_VERSION).contains(&(major, minor))
 }
 
-fn load() -> Result<Runtime, EncoderError> {
+fn load() -> Result<Runtime, RuntimeError> {
     let located = locate()?;
-    let fail = |e: &dyn std::fmt::Display| {
-        EncoderError::Runtime(format!(
-            "{} (found through {}): {e}; {INSTALL_HINT}",
-            located.path.display(),
-            located.source
-        ))
+    let fail = |e: &dyn std::fmt::Display| RuntimeError::Unusable {
+        path: located.path.clone(),
+        found_through: located.source,
+        reason: e.to_string(),
     };
-    let version = library_version(&located.path).map_err(|e| fail(&e))?;
-    check_version(&version).map_err(|e| fail(&e))?;
+    let version = library_version(&located)?;
+    if !supported(&version) {
+        return Err(RuntimeError::Unsupported {
+            path: located.path.clone(),
+            found_through: located.source,
+            version,
+        });
+    }
     let builder = ort::init_from(&located.path).map_err(|e| fail(&e))?;
     let environment = builder
         .with_name("ash-search")
@@ -292,12 +289,7 @@ pub fn choose_provider(device: Device, cuda_available: bool) -> Result<Provider,
     match (device, cuda_available) {
         (Device::Cpu, _) | (Device::Auto, false) => Ok(Provider::Cpu),
         (Device::Auto | Device::Cuda, true) => Ok(Provider::Cuda),
-        (Device::Cuda, false) => Err(EncoderError::Runtime(
-            "--device cuda: this ONNX Runtime has no CUDA execution provider (the PyPI \
-             `onnxruntime` wheel is CPU-only; use `onnxruntime-gpu` through ORT_DYLIB_PATH \
-             on a machine with CUDA, or --device auto|cpu)"
-                .into(),
-        )),
+        (Device::Cuda, false) => Err(RuntimeError::NoCuda.into()),
     }
 }
 
@@ -310,17 +302,18 @@ mod tests {
         let err = locate_from(Some("/nonexistent/libonnxruntime.so".into()), &[], || {
             panic!("an explicit path must not fall back to python")
         })
-        .unwrap_err()
-        .to_string();
+        .unwrap_err();
+        assert!(matches!(&err, RuntimeError::NotAFile(_)));
+        let err = err.to_string();
         assert!(err.contains("/nonexistent/libonnxruntime.so"), "{err}");
         assert!(err.contains("make ort"), "{err}");
     }
 
     #[test]
     fn nothing_found_names_the_fix() {
-        let err = locate_from(None, &[PathBuf::from("/nonexistent/lib.so")], || None)
-            .unwrap_err()
-            .to_string();
+        let err = locate_from(None, &[PathBuf::from("/nonexistent/lib.so")], || None).unwrap_err();
+        assert!(matches!(&err, RuntimeError::NotFound));
+        let err = err.to_string();
         assert!(err.contains("make ort") && err.contains("pip install onnxruntime"));
     }
 
@@ -341,17 +334,18 @@ mod tests {
 
     #[test]
     fn versions_outside_the_range_are_refused_with_it() {
-        check_version("1.30.0").unwrap();
-        check_version("1.31.1").unwrap();
-        check_version("1.42.0").unwrap();
-        for bad in ["1.29.1", "1.16.0", "2.0.0", "garbage", ""] {
-            let e = check_version(bad).unwrap_err();
-            assert!(
-                e.contains("not supported") || e.contains("cannot read"),
-                "{bad}: {e}"
-            );
+        for good in ["1.30.0", "1.31.1", "1.42.0"] {
+            assert!(supported(good), "{good}");
         }
-        assert!(check_version("1.29.1").unwrap_err().contains("1.30"));
+        for bad in ["1.29.1", "1.16.0", "2.0.0", "garbage", ""] {
+            assert!(!supported(bad), "{bad}");
+        }
+        let e = RuntimeError::Unsupported {
+            path: "/lib/libonnxruntime.so".into(),
+            found_through: "ORT_DYLIB_PATH",
+            version: "1.29.1".into(),
+        };
+        assert!(e.to_string().contains("supported: 1.30"), "{e}");
     }
 
     #[test]
@@ -359,6 +353,9 @@ mod tests {
         assert_eq!(choose_provider(Device::Auto, false).unwrap(), Provider::Cpu);
         assert_eq!(choose_provider(Device::Auto, true).unwrap(), Provider::Cuda);
         assert_eq!(choose_provider(Device::Cpu, true).unwrap(), Provider::Cpu);
-        assert!(choose_provider(Device::Cuda, false).is_err());
+        assert!(matches!(
+            choose_provider(Device::Cuda, false),
+            Err(EncoderError::Runtime(RuntimeError::NoCuda))
+        ));
     }
 }

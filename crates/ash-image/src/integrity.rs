@@ -19,39 +19,42 @@ pub(crate) fn check(format: ImageFormat, bytes: &[u8]) -> Result<(), ImageError>
         ImageFormat::Jpeg => check_jpeg(bytes),
         _ => Ok(()),
     }
-    .map_err(ImageError::Damaged)
 }
 
 const PNG_SIGNATURE: [u8; 8] = [0x89, b'P', b'N', b'G', 0x0D, 0x0A, 0x1A, 0x0A];
 
-fn check_png(bytes: &[u8]) -> Result<(), String> {
+fn check_png(bytes: &[u8]) -> Result<(), ImageError> {
     if !bytes.starts_with(&PNG_SIGNATURE) {
-        return Err("corrupt PNG file: bad signature".into());
+        return Err(ImageError::Damaged(
+            "corrupt PNG file: bad signature".into(),
+        ));
     }
     let mut pos = PNG_SIGNATURE.len();
     loop {
         let Some(header) = bytes.get(pos..pos + 8) else {
-            return Err("truncated PNG file: it ends before its IEND chunk".into());
+            return Err(ImageError::Damaged(
+                "truncated PNG file: it ends before its IEND chunk".into(),
+            ));
         };
         let len = u32::from_be_bytes([header[0], header[1], header[2], header[3]]) as usize;
         let kind = &header[4..8];
         let name = String::from_utf8_lossy(kind).into_owned();
         let Some(end) = (pos + 8).checked_add(len).and_then(|e| e.checked_add(4)) else {
-            return Err(format!(
+            return Err(ImageError::Damaged(format!(
                 "corrupt PNG file: chunk {name:?} claims {len} bytes"
-            ));
+            )));
         };
         if end > bytes.len() {
-            return Err(format!(
+            return Err(ImageError::Damaged(format!(
                 "truncated PNG file: it ends inside chunk {name:?} at byte {pos}"
-            ));
+            )));
         }
         let body = &bytes[pos + 4..end - 4];
         let stored = u32::from_be_bytes(bytes[end - 4..end].try_into().expect("4 bytes"));
         if crc32fast::hash(body) != stored {
-            return Err(format!(
+            return Err(ImageError::Damaged(format!(
                 "corrupt PNG file: chunk {name:?} at byte {pos} fails its CRC"
-            ));
+            )));
         }
         if kind == b"IEND" {
             return Ok(());
@@ -64,11 +67,16 @@ const SOI: u8 = 0xD8;
 const EOI: u8 = 0xD9;
 const SOS: u8 = 0xDA;
 
-fn check_jpeg(bytes: &[u8]) -> Result<(), String> {
-    let truncated =
-        || Err("truncated JPEG file: no end-of-image marker (the file is cut short)".to_string());
+fn check_jpeg(bytes: &[u8]) -> Result<(), ImageError> {
+    let truncated = || {
+        Err(ImageError::Damaged(
+            "truncated JPEG file: no end-of-image marker (the file is cut short)".into(),
+        ))
+    };
     if bytes.len() < 2 || bytes[0] != 0xFF || bytes[1] != SOI {
-        return Err("corrupt JPEG file: no start-of-image marker".into());
+        return Err(ImageError::Damaged(
+            "corrupt JPEG file: no start-of-image marker".into(),
+        ));
     }
     let mut pos = 2;
     loop {
@@ -96,10 +104,10 @@ fn check_jpeg(bytes: &[u8]) -> Result<(), String> {
         };
         let len = usize::from(u16::from_be_bytes([len[0], len[1]]));
         if len < 2 {
-            return Err(format!(
+            return Err(ImageError::Damaged(format!(
                 "corrupt JPEG file: marker 0xFF{marker:02X} at byte {} has length {len}",
                 pos - 2
-            ));
+            )));
         }
         pos += len;
         if pos > bytes.len() {

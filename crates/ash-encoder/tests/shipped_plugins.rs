@@ -6,7 +6,7 @@ use std::io::Cursor;
 use std::path::{Path, PathBuf};
 
 use ash_encoder::preprocess::Preprocessor;
-use ash_encoder::{Encoder, EncoderOptions};
+use ash_encoder::{Encoder, EncoderErrorKind, EncoderOptions};
 use ash_image::{decode, ImageLimits};
 use image::{DynamicImage, ImageFormat};
 use serde_json::Value;
@@ -22,7 +22,7 @@ const MODELS: &[&str] = &[
 
 fn plugin(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("plugin/models")
+        .join("../../plugin/models")
         .join(name)
 }
 
@@ -200,10 +200,11 @@ fn edited_plugin(name: &str, edit: impl FnOnce(&mut Value)) -> tempfile::TempDir
     dir
 }
 
-fn load_err(dir: &Path) -> String {
+/// Why `dir` does not load: its class and its message.
+fn load_err(dir: &Path) -> (EncoderErrorKind, String) {
     match Encoder::load(dir, &EncoderOptions::default()) {
         Ok(_) => panic!("{} loaded", dir.display()),
-        Err(e) => e.to_string(),
+        Err(e) => (e.kind(), e.to_string()),
     }
 }
 
@@ -266,18 +267,19 @@ fn a_model_that_disagrees_with_its_manifest_is_refused() {
     ];
     for (what, edit, needles) in cases {
         let dir = edited_plugin("ash-synfundus-48", edit);
-        let err = load_err(dir.path());
+        let (kind, err) = load_err(dir.path());
+        assert_eq!(kind, EncoderErrorKind::BadPlugin, "{what}: {err}");
         for needle in needles {
             assert!(err.contains(needle), "{what}: {err:?} lacks {needle:?}");
         }
     }
     let dir = tempfile::tempdir().unwrap();
-    assert!(load_err(dir.path()).contains("manifest.json"));
+    assert!(load_err(dir.path()).1.contains("manifest.json"));
     let dir = edited_plugin("ash-synfundus-48", |m| {
         m.as_object_mut().unwrap().remove("model_sha256");
     });
     std::fs::write(dir.path().join("model.onnx"), b"not a model").unwrap();
-    let err = load_err(dir.path());
+    let (_, err) = load_err(dir.path());
     assert!(
         err.contains("model.onnx") && err.contains("cannot load"),
         "{err}"
