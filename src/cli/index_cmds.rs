@@ -11,13 +11,14 @@ use clap::{Args, ValueEnum};
 
 use super::encoder_args::EncoderArgs;
 use super::CliError;
+use ash_mih::code::BinaryCode;
 use ash_search::config::IndexConfig;
 use ash_search::config::{EncoderRef, IMAGE_FIELD};
 use ash_search::ingest::dicomweb::{Auth, DicomWebSource};
 use ash_search::ingest::{self, IngestOptions, RecordError, Source};
-use ash_search::search::{SearchError, SearchQuery};
+use ash_search::search::request::{RequestError, RequestLimits, SearchRequest};
+use ash_search::search::{self, SearchError};
 use ash_search::store::Store;
-use ash_tantivy::hybrid::Mode;
 
 #[derive(Debug, Args)]
 pub struct InitArgs {
@@ -126,8 +127,8 @@ pub struct SearchArgs {
     #[arg(long, default_value_t = 0.5)]
     weight: f32,
     /// `rrf` and `weighted`: how deep each ranking is taken [default: 5 × k, at least 50].
-    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=100_000))]
-    depth: Option<u32>,
+    #[arg(long)]
+    depth: Option<usize>,
     /// Also say, per segment, how the filter was applied (allow-list or
     /// checked candidates), the filter's estimated share and the fusion
     /// depth; with --json as an "explain" object.
@@ -143,6 +144,17 @@ pub enum ModeArg {
     Filter,
     Rrf,
     Weighted,
+}
+
+impl ModeArg {
+    /// The mode's name in a search request.
+    fn name(self) -> &'static str {
+        match self {
+            ModeArg::Filter => "filter",
+            ModeArg::Rrf => "rrf",
+            ModeArg::Weighted => "weighted",
+        }
+    }
 }
 
 pub fn init(args: InitArgs) -> Result<ExitCode, CliError> {
@@ -276,51 +288,23 @@ fn has_image_records(path: &std::path::Path) -> bool {
 
 pub fn search(args: SearchArgs) -> Result<ExitCode, CliError> {
     let store = Store::open(&args.index)?;
+    let checked = args
+        .request()
+        .check(args.image.is_some(), &CLI_LIMITS)
+        .map_err(|e| format!("{}: {e}", flag_of(&e)))?;
     let image_code = match &args.image {
-        Some(path) => {
-            let encoder = args.encoder.open(&store, &args.encoder.options())?;
-            let mut result = encoder.encode_files(std::slice::from_ref(path), 1);
-            let encoded = result
-                .pop()
-                .expect("one result per file")
-                .map_err(|reason| format!("--image {}: {reason}", path.display()))?;
-            Some(encoded.code)
-        }
+        Some(path) => Some(encode_query_image(&args, &store, path)?),
         None => None,
     };
     let searcher = store.index.reader().searcher();
     let started = Instant::now();
-    let code = match (image_code, &args.code) {
-        (Some(c), _) => Some(c),
-        (None, Some(hex)) => Some(store.index.field().from_hex(hex)?),
-        (None, None) => None,
-    };
-    let mode = match args.mode {
-        ModeArg::Filter => Mode::Filter,
-        ModeArg::Rrf => Mode::Rrf,
-        ModeArg::Weighted if (0.0..=1.0).contains(&args.weight) => Mode::Weighted(args.weight),
-        ModeArg::Weighted => {
-            return Err(format!("--weight {} is not in [0, 1]", args.weight).into())
-        }
-    };
-    if let Some(d) = args.depth.filter(|d| (*d as usize) < args.k) {
-        return Err(format!("--depth {d} must be at least -k ({})", args.k).into());
-    }
-    let query = SearchQuery {
-        code,
-        like: args.like.clone(),
-        text: args.text.clone(),
-        filter: args.filter.clone(),
-        k: args.k,
-        radius: args.radius,
-        mode: Some(mode),
-        depth: args.depth.map(|d| d as usize),
-    };
     // The message names the option the problem is in, by the error's type.
-    let (hits, explain) = ash_search::search::search_explained(&store, &searcher, &query, None)
+    let (hits, explain) = checked
+        .resolve(&store, &searcher, image_code)
+        .and_then(|query| search::search_explained(&store, &searcher, &query, None))
         .map_err(|e| match &e {
             SearchError::UnknownId(id) | SearchError::NoCode(id) => format!("--like {id:?}: {e}"),
-            SearchError::Query { .. } => format!("--{e}"),
+            SearchError::Query { .. } | SearchError::Code(_) => format!("--{e}"),
             _ => e.to_string(),
         })?;
     let took_ms = started.elapsed().as_secs_f64() * 1e3;
@@ -343,6 +327,56 @@ pub fn search(args: SearchArgs) -> Result<ExitCode, CliError> {
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// The CLI's bounds: no server to protect, only nonsense to refuse.
+const CLI_LIMITS: RequestLimits = RequestLimits {
+    max_k: 1_000_000,
+    max_depth: 1_000_000,
+};
+
+impl SearchArgs {
+    /// The flags as the one search request grammar.
+    fn request(&self) -> SearchRequest {
+        SearchRequest {
+            code: self.code.clone(),
+            like: self.like.clone(),
+            text: self.text.clone(),
+            filter: self.filter.clone(),
+            k: Some(self.k),
+            radius: self.radius,
+            mode: Some(self.mode.name().to_string()),
+            weight: Some(self.weight),
+            depth: self.depth,
+            explain: Some(self.explain),
+        }
+    }
+}
+
+/// The flag a refused request is about, by the error's variant.
+fn flag_of(e: &RequestError) -> &'static str {
+    match e {
+        RequestError::K { .. } => "-k",
+        RequestError::Weight(_) => "--weight",
+        RequestError::Depth { .. } | RequestError::DepthBelowK { .. } => "--depth",
+        RequestError::Mode(_) => "--mode",
+        _ => "search",
+    }
+}
+
+/// `--image`'s code, encoded with the index's encoder.
+fn encode_query_image(
+    args: &SearchArgs,
+    store: &Store,
+    path: &std::path::Path,
+) -> Result<BinaryCode, CliError> {
+    let encoder = args.encoder.open(store, &args.encoder.options())?;
+    let encoded = encoder
+        .encode_files(&[path.to_path_buf()], 1)
+        .pop()
+        .expect("one result per file")
+        .map_err(|reason| format!("--image {}: {reason}", path.display()))?;
+    Ok(encoded.code)
 }
 
 fn print_table(rows: &[serde_json::Value]) -> std::io::Result<()> {

@@ -189,6 +189,16 @@ impl ServeConfig {
         Duration::from_millis(self.ingest_timeout_ms.max(1))
     }
 
+    /// What an uploaded image is held to: its side and pixels as
+    /// configured, its file no larger than a request body.
+    pub fn upload_limits(&self) -> ash_image::ImageLimits {
+        ash_image::ImageLimits {
+            max_side: self.max_image_side,
+            max_pixels: self.max_upload_pixels,
+            max_file_bytes: self.max_body_bytes as u64,
+        }
+    }
+
     /// How long image work waits for a slot or for memory.
     pub fn image_queue(&self) -> Duration {
         Duration::from_millis(self.image_queue_ms)

@@ -7,6 +7,7 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 
 use crate::error::ErrorKind;
+use crate::search::request::RequestError;
 use crate::search::SearchError;
 use crate::store::StoreError;
 use ash_encoder::{EncoderError, EncoderErrorKind};
@@ -94,6 +95,12 @@ impl ApiError {
 
 impl From<SearchError> for ApiError {
     fn from(e: SearchError) -> Self {
+        ApiError::of_kind(e.kind(), e.to_string())
+    }
+}
+
+impl From<RequestError> for ApiError {
+    fn from(e: RequestError) -> Self {
         ApiError::of_kind(e.kind(), e.to_string())
     }
 }

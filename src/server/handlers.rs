@@ -21,12 +21,12 @@ use super::images::{
 use super::{guard, App};
 use crate::config::{FRAME_FIELD, IMAGE_FIELD};
 use crate::ingest::{self, IngestError, IngestOptions, RecordError, Source};
-use crate::search::{self, SearchQuery};
-use ash_encoder::AttentionMap;
+use crate::search::request::{RequestLimits, SearchRequest};
+use crate::search::{self, HitJson};
+use ash_encoder::Encoded;
 use ash_image::untrusted::{open_regular, read_capped, FileError};
 use ash_image::ImageLimits;
 use ash_mih::code::BinaryCode;
-use ash_tantivy::hybrid::Mode;
 
 const PAGE_HTML: &str = include_str!("page/index.html");
 const PAGE_JS: &str = include_str!("page/app.js");
@@ -158,22 +158,8 @@ pub async fn stats(State(app): State<Arc<App>>) -> Result<Json<Value>, ApiError>
     .await
 }
 
-/// `POST /search` as JSON; multipart adds an `image` file part.
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct SearchBody {
-    code: Option<String>,
-    like: Option<String>,
-    text: Option<String>,
-    filter: Option<String>,
-    k: Option<usize>,
-    radius: Option<u32>,
-    mode: Option<String>,
-    weight: Option<f32>,
-    depth: Option<usize>,
-    explain: Option<bool>,
-}
-
+/// `POST /search`: a [`SearchRequest`] as JSON, or as a multipart form
+/// whose `image` part is a file to search with.
 pub async fn search(State(app): State<Arc<App>>, req: Request) -> Result<Json<Value>, ApiError> {
     let started = Instant::now();
     let is_multipart = req
@@ -183,15 +169,13 @@ pub async fn search(State(app): State<Arc<App>>, req: Request) -> Result<Json<Va
         .is_some_and(|v| v.starts_with("multipart/form-data"));
     // An upload takes an image slot before its body is read: the slot
     // bounds memory as well as CPU.
-    let (body, image, slot) = if is_multipart {
+    let (request, image, slot) = if is_multipart {
         let slot = app.image_slot()?;
-        let (body, image) = read_multipart(
-            Multipart::from_request(req, &())
-                .await
-                .map_err(|e| ApiError::new(e.status(), "bad_multipart", e.body_text()))?,
-        )
-        .await?;
-        (body, image, Some(slot))
+        let form = Multipart::from_request(req, &())
+            .await
+            .map_err(|e| ApiError::new(e.status(), "bad_multipart", e.body_text()))?;
+        let (request, image) = read_multipart(form).await?;
+        (request, image, Some(slot))
     } else {
         let bytes = axum::body::to_bytes(req.into_body(), app.config.max_json_bytes)
             .await
@@ -205,14 +189,11 @@ pub async fn search(State(app): State<Arc<App>>, req: Request) -> Result<Json<Va
                     ),
                 )
             })?;
-        let value: Value = serde_json::from_slice(&bytes)
-            .map_err(|e| ApiError::bad_request(format!("the body is not a search request: {e}")))?;
-        let body = search_body(value)?;
-        (body, None, None)
+        (SearchRequest::from_json(&bytes)?, None, None)
     };
     let result = blocking(move || {
         let _slot = slot;
-        run_search(&app, body, image)
+        run_search(&app, request, image)
     })
     .await?;
     let mut result = result;
@@ -220,8 +201,9 @@ pub async fn search(State(app): State<Arc<App>>, req: Request) -> Result<Json<Va
     Ok(Json(result))
 }
 
-async fn read_multipart(mut form: Multipart) -> Result<(SearchBody, Option<Bytes>), ApiError> {
-    let mut fields = serde_json::Map::new();
+/// A form's text fields as a [`SearchRequest`], and its `image` part.
+async fn read_multipart(mut form: Multipart) -> Result<(SearchRequest, Option<Bytes>), ApiError> {
+    let mut fields = Vec::new();
     let mut image = None;
     while let Some(field) = form.next_field().await? {
         let name = field.name().unwrap_or_default().to_string();
@@ -231,170 +213,76 @@ async fn read_multipart(mut form: Multipart) -> Result<(SearchBody, Option<Bytes
                 image = Some(bytes);
             }
         } else {
-            let text = field.text().await?;
-            if !text.is_empty() {
-                let value = form_value(&name, &text)?;
-                fields.insert(name, value);
-            }
+            fields.push((name, field.text().await?));
         }
     }
-    Ok((search_body(Value::Object(fields))?, image))
+    let request = SearchRequest::from_form(fields.iter().map(|(n, t)| (n.as_str(), t.as_str())))?;
+    Ok((request, image))
 }
 
-/// A form field as the JSON value it stands for, so that a form means
-/// exactly what the same JSON request means and is refused the same way
-/// (`k=2.9` as `"k": 2.9`, `radius=-1` as `"radius": -1`). Numbers are
-/// read with JSON's grammar, `explain` is `true` or `false`, the rest is text.
-fn form_value(name: &str, text: &str) -> Result<Value, ApiError> {
-    const FIELDS: [&str; 10] = [
-        "code", "like", "text", "filter", "k", "radius", "mode", "weight", "depth", "explain",
-    ];
-    if !FIELDS.contains(&name) {
-        return Err(ApiError::bad_request(format!(
-            "unknown form field {name:?}"
-        )));
-    }
-    match name {
-        "k" | "radius" | "depth" | "weight" => serde_json::from_str::<serde_json::Number>(text)
-            .map(Value::Number)
-            .map_err(|_| ApiError::bad_request(format!("{name} {text:?} is not a number"))),
-        "explain" => match text {
-            "true" => Ok(Value::Bool(true)),
-            "false" => Ok(Value::Bool(false)),
-            _ => Err(ApiError::bad_request(format!(
-                "explain {text:?} is not true or false"
-            ))),
-        },
-        _ => Ok(Value::String(text.to_string())),
-    }
-}
-
-/// A search request from its JSON form (a JSON body, or a form's fields).
-fn search_body(value: Value) -> Result<SearchBody, ApiError> {
-    serde_json::from_value(value)
-        .map_err(|e| ApiError::bad_request(format!("the body is not a search request: {e}")))
-}
-
-fn run_search(app: &App, body: SearchBody, image: Option<Bytes>) -> Result<Value, ApiError> {
-    let k = body.k.unwrap_or(10);
-    if k == 0 || k > app.config.max_k {
-        return Err(ApiError::bad_request(format!(
-            "k must be 1 to {}, got {k}",
-            app.config.max_k
-        )));
-    }
-    let mode = match (body.mode.as_deref().unwrap_or("filter"), body.weight) {
-        ("filter", _) => Mode::Filter,
-        ("rrf", _) => Mode::Rrf,
-        ("weighted", w) => {
-            let w = w.unwrap_or(0.5);
-            if !(0.0..=1.0).contains(&w) {
-                return Err(ApiError::bad_request(format!(
-                    "weight {w} is not in [0, 1]"
-                )));
-            }
-            Mode::Weighted(w)
-        }
-        (other, _) => {
-            return Err(ApiError::bad_request(format!(
-                "mode {other:?} is not filter, rrf or weighted"
-            )))
-        }
+fn run_search(app: &App, request: SearchRequest, image: Option<Bytes>) -> Result<Value, ApiError> {
+    let limits = RequestLimits {
+        max_k: app.config.max_k,
+        max_depth: app.config.max_k.saturating_mul(10),
     };
-    let max_depth = app.config.max_k.saturating_mul(10);
-    if let Some(d) = body.depth.filter(|d| *d == 0 || *d > max_depth) {
-        return Err(ApiError::bad_request(format!(
-            "depth must be 1 to {max_depth} (10 × max_k), got {d}"
-        )));
-    }
-    if let Some(d) = body.depth.filter(|d| *d < k) {
-        return Err(ApiError::bad_request(format!(
-            "depth must be at least k ({k}), got {d}"
-        )));
-    }
-    let given = [image.is_some(), body.code.is_some(), body.like.is_some()];
-    if given.iter().filter(|g| **g).count() > 1 {
-        return Err(ApiError::bad_request(
-            "give one of image, code and like, not several",
-        ));
-    }
-    let mut attention: Option<AttentionMap> = None;
-    let code: Option<BinaryCode> = match (&image, &body.code) {
-        (Some(bytes), _) => {
-            let encoder = app.encoder.as_ref().ok_or_else(|| {
-                ApiError::new(
-                    StatusCode::CONFLICT,
-                    "no_encoder",
-                    "this index has no encoder, so it cannot search by image",
-                )
-            })?;
-            let limits = ImageLimits {
-                max_side: app.config.max_image_side,
-                max_pixels: app.config.max_upload_pixels,
-                max_file_bytes: app.config.max_body_bytes as u64,
-            };
-            let tensor = within_budget(app, bytes, &limits, || {
-                encoder
-                    .preprocessor()
-                    .with_limits(limits)
-                    .tensor(bytes)
-                    .map_err(bad_image)
-            })?;
-            let mut encoded = encoder.encode(&tensor, 1).map_err(ApiError::from)?;
-            let e = encoded.pop().expect("one image in, one code out");
-            attention = e.attention;
-            Some(e.code)
+    let checked = request.check(image.is_some(), &limits)?;
+    let (image_code, attention) = match &image {
+        Some(bytes) => {
+            let encoded = encode_upload(app, bytes)?;
+            (Some(encoded.code), encoded.attention)
         }
-        (None, Some(hex)) => Some(
-            app.store
-                .index
-                .field()
-                .from_hex(hex)
-                .map_err(|e| ApiError::bad_request(format!("code: {e}")))?,
-        ),
-        (None, None) => None,
+        None => (None, None),
     };
     let searcher = app.store.index.reader().searcher();
-    // An example id is resolved here once, so the response can echo its code.
-    let code = match (code, &body.like) {
-        (None, Some(id)) => Some(search::code_of(&app.store, &searcher, id)?),
-        (code, _) => code,
-    };
-    let query = SearchQuery {
-        code,
-        like: None,
-        text: body.text,
-        filter: body.filter,
-        k,
-        radius: body.radius,
-        mode: Some(mode),
-        depth: body.depth,
-    };
+    let query = checked.resolve(&app.store, &searcher, image_code)?;
     let (hits, explain) =
         search::search_explained(&app.store, &searcher, &query, Some(&app.filter_stats))?;
-    let hits: Vec<Value> = hits
-        .into_iter()
-        .map(|mut h| {
-            let had_image = h.fields.remove(IMAGE_FIELD).is_some();
-            let mut v = serde_json::to_value(&h).expect("hits serialise");
-            if let Some(id) = h.id.as_str() {
-                add_image_urls(&mut v, id, had_image);
-            }
-            v
-        })
-        .collect();
+    let hits: Vec<Value> = hits.into_iter().map(hit_with_image_urls).collect();
     let mut out = json!({
         "hits": hits,
         "query": {
-            "code": code.map(|c| c.to_hex()),
+            "code": query.code.map(|c| c.to_hex()),
             "bits": app.store.config.hash.bits,
             "attention": attention.map(|a| json!({"height": a.height, "width": a.width, "values": a.values})),
         },
     });
-    if body.explain == Some(true) {
+    if checked.explain {
         out["explain"] = serde_json::to_value(&explain).expect("plans serialise");
     }
     Ok(out)
+}
+
+/// An uploaded image's encoding, decoded within the upload limits and the
+/// server's image memory budget.
+fn encode_upload(app: &App, bytes: &Bytes) -> Result<Encoded, ApiError> {
+    let encoder = app.encoder.as_ref().ok_or_else(|| {
+        ApiError::new(
+            StatusCode::CONFLICT,
+            "no_encoder",
+            "this index has no encoder, so it cannot search by image",
+        )
+    })?;
+    let limits = app.config.upload_limits();
+    let tensor = within_budget(app, bytes, &limits, || {
+        encoder
+            .preprocessor()
+            .with_limits(limits)
+            .tensor(bytes)
+            .map_err(bad_image)
+    })?;
+    let mut encoded = encoder.encode(&tensor, 1)?;
+    Ok(encoded.pop().expect("one image in, one code out"))
+}
+
+/// A hit as the API shows it: its stored image path replaced by the URLs
+/// that serve the image.
+fn hit_with_image_urls(mut hit: HitJson) -> Value {
+    let had_image = hit.fields.remove(IMAGE_FIELD).is_some();
+    let mut v = serde_json::to_value(&hit).expect("hits serialise");
+    if let Some(id) = hit.id.as_str() {
+        add_image_urls(&mut v, id, had_image);
+    }
+    v
 }
 
 /// The URLs that serve a document's image, which stand in for its stored

@@ -1,7 +1,9 @@
 //! A search as users state it (a query code, an example document's id,
 //! text and filter strings, k, radius, mode) → hits with their stored
 //! fields as JSON. The CLI's `search` and the server's `POST /search` are
-//! this one call.
+//! this one call, on a request parsed and checked by [`request`].
+
+pub mod request;
 
 use std::collections::BTreeMap;
 
@@ -91,6 +93,9 @@ pub enum SearchError {
         /// Why it was refused.
         source: QueryTextError,
     },
+    /// The query code (hex) does not read as a code of the index's field.
+    #[error("code: {0}")]
+    Code(IndexError),
     /// The index failed, or refused a code.
     #[error(transparent)]
     Index(#[from] IndexError),
@@ -105,7 +110,7 @@ impl SearchError {
             | SearchError::CodeAndExample
             | SearchError::NothingToSearch
             | SearchError::Query { .. } => ErrorKind::InvalidInput,
-            SearchError::Index(e) => e.kind().into(),
+            SearchError::Code(e) | SearchError::Index(e) => e.kind().into(),
         }
     }
 }
