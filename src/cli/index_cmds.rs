@@ -82,11 +82,16 @@ pub struct IngestArgs {
     #[command(flatten)]
     encoder: EncoderArgs,
     /// Images per inference batch.
-    #[arg(long, default_value_t = 32)]
+    #[arg(long, default_value_t = 32, value_parser = at_least_one)]
     batch: usize,
     /// Documents between commits (a killed ingest loses at most these).
-    #[arg(long, default_value_t = ash_search::ingest::COMMIT_EVERY)]
+    #[arg(long, default_value_t = ash_search::ingest::COMMIT_EVERY, value_parser = at_least_one)]
     commit_every: usize,
+    /// Memory the index writer buffers documents in, in MB (tantivy needs
+    /// 15 MB for each of its indexing threads, one per core up to 8).
+    #[arg(long, default_value_t = (ash_search::ingest::DEFAULT_WRITER_HEAP_BYTES / 1_000_000) as u64,
+          value_parser = clap::value_parser!(u64).range(15..=65_536))]
+    writer_memory_mb: u64,
     /// Leave records whose id is already indexed alone (resumes an ingest).
     #[arg(long)]
     skip_existing: bool,
@@ -137,6 +142,15 @@ pub struct SearchArgs {
     /// {"hits": [{"id", "distance", "score", "fields"}], "took_ms"}.
     #[arg(long)]
     json: bool,
+}
+
+/// A count of at least 1 (0 would be refused, never raised to 1).
+fn at_least_one(text: &str) -> Result<usize, String> {
+    match text.parse::<usize>() {
+        Ok(0) => Err("must be at least 1".into()),
+        Ok(n) => Ok(n),
+        Err(e) => Err(e.to_string()),
+    }
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -230,11 +244,12 @@ pub fn ingest(args: IngestArgs) -> Result<ExitCode, CliError> {
         (true, None, None) => return Err("give JSONL files, --images DIR or --dicomweb URL".into()),
     };
     let options = IngestOptions {
-        commit_every: args.commit_every.max(1),
-        batch: args.batch.max(1),
+        commit_every: args.commit_every,
+        batch: args.batch,
         skip_existing: args.skip_existing,
         progress: !args.quiet,
         deadline: None,
+        writer_heap_bytes: (args.writer_memory_mb * 1_000_000) as usize,
     };
     let result = ingest::ingest(&store, source, encoder.as_ref(), &options, &mut write_error);
     sink.flush()?;

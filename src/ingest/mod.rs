@@ -161,6 +161,21 @@ pub struct IngestOptions {
     /// Give up, rolling back to the last commit, when this passes before
     /// the final commit starts. Once the final commit starts, it finishes.
     pub deadline: Option<Instant>,
+    /// Memory the index writer buffers documents in before it writes a
+    /// segment ([`DEFAULT_WRITER_HEAP_BYTES`]); tantivy refuses less than
+    /// 15 MB per indexing thread, with an error.
+    pub writer_heap_bytes: usize,
+}
+
+/// The writer's buffer when an ingest does not say: large enough that a
+/// big ingest writes few segments, small beside a server's memory.
+pub const DEFAULT_WRITER_HEAP_BYTES: usize = 200_000_000;
+
+impl IngestOptions {
+    /// Whether the deadline has passed.
+    fn expired(&self) -> bool {
+        self.deadline.is_some_and(|d| Instant::now() >= d)
+    }
 }
 
 impl Default for IngestOptions {
@@ -171,6 +186,7 @@ impl Default for IngestOptions {
             skip_existing: false,
             progress: false,
             deadline: None,
+            writer_heap_bytes: DEFAULT_WRITER_HEAP_BYTES,
         }
     }
 }
@@ -228,8 +244,22 @@ struct Batch {
     decode: Duration,
 }
 
+/// The records of a source, how many there will be when that is known,
+/// and, for a PACS, what the listing reports when it is done.
+struct Opened<'a> {
+    records: Box<dyn Iterator<Item = RawRecord> + Send + 'a>,
+    total: Option<u64>,
+    listing: Option<std::sync::Arc<dicomweb::ListingOutcome>>,
+}
+
 /// Indexes the records of `source`; images are encoded with `encoder`,
 /// which the index pins if it has no encoder yet.
+///
+/// How it works: a producer thread reads records, parses them and decodes
+/// their images in batches (in parallel); this thread encodes each batch
+/// and writes its documents ([`Sink`]), committing every
+/// `options.commit_every` documents and at the end. A deadline or a
+/// failure rolls back to the last commit.
 pub fn ingest(
     store: &Store,
     source: Source<'_>,
@@ -239,66 +269,18 @@ pub fn ingest(
 ) -> Result<IngestReport, IngestError> {
     let started = Instant::now();
     let mut report = IngestReport::default();
-    let parser = RecordParser::new(store);
     let existing = if options.skip_existing || matches!(source, Source::DicomWeb(_)) {
         store.index.reload()?;
         Some(store.index.reader().searcher())
     } else {
         None
     };
-    let mut listing_outcome = None;
-    let (records, total): (Box<dyn Iterator<Item = RawRecord> + Send + '_>, Option<u64>) =
-        match source {
-            Source::Jsonl(paths) => (
-                Box::new(sources::jsonl_files(paths)?),
-                Some(paths.iter().map(|p| sources::count_lines(p)).sum()),
-            ),
-            Source::Reader {
-                reader,
-                input,
-                base,
-            } => (Box::new(sources::jsonl_reader(reader, input, base)), None),
-            Source::Images { dir, metadata } => {
-                let (records, orphans) = sources::image_folder(dir, metadata, &store.config)?;
-                for (line, reason) in orphans {
-                    report.failed += 1;
-                    on_error(RecordError {
-                        line,
-                        id: None,
-                        input: metadata
-                            .map(|m| m.display().to_string())
-                            .unwrap_or_default(),
-                        reason,
-                    });
-                }
-                let n = records.len() as u64;
-                (Box::new(records.into_iter()), Some(n))
-            }
-            Source::DicomWeb(server) => {
-                let limit = ash_image::ImageLimits::default().max_file_bytes;
-                let made = dicomweb::Listing::new(
-                    server,
-                    &store.config,
-                    existing.clone(),
-                    store.id_field,
-                    limit,
-                );
-                let failed = |error| IngestError::DicomWeb {
-                    error,
-                    report: Box::default(),
-                };
-                let (listing, outcome) = made.map_err(failed)?;
-                listing_outcome = Some(outcome);
-                let records = listing.prefetch(dicomweb::PREFETCH).map_err(failed)?;
-                (Box::new(records), None)
-            }
-        };
-    let mut writer = store.index.writer(200_000_000)?;
+    let opened = open_source(store, source, existing.clone(), &mut report, on_error)?;
+    let mut writer = store.index.writer(options.writer_heap_bytes)?;
     if let Some(encoder) = encoder {
         store.pin_encoder(encoder.pin(), &writer)?;
     }
-    let expired = || options.deadline.is_some_and(|d| Instant::now() >= d);
-    let bar = progress_bar(total, options.progress);
+    let parser = RecordParser::new(store);
     let producer = Producer {
         parser: &parser,
         preprocessor: encoder.map(Encoder::preprocessor),
@@ -306,74 +288,27 @@ pub fn ingest(
         id_field: store.id_field,
         batch: options.batch.max(1),
     };
-    let mut pending = 0usize;
-    let mut claimed: HashSet<String> = HashSet::new();
-    let decode = std::thread::scope(|scope| -> Result<Duration, IngestError> {
-        let (tx, rx) = sync_channel::<Batch>(2);
-        let handle = scope.spawn(move || producer.run(records, tx));
-        let mut waited = Instant::now();
-        let mut decode = Duration::ZERO;
-        let consume = || -> Result<(), IngestError> {
-            for batch in rx {
-                if expired() {
-                    return Err(IngestError::DeadlineExceeded);
-                }
-                report.wait_seconds += waited.elapsed().as_secs_f64();
-                decode += batch.decode;
-                let n = batch.items.len() as u64;
-                let t = Instant::now();
-                let items = encode_batch(store, encoder, batch.items, &mut report);
-                report.encode_seconds += t.elapsed().as_secs_f64();
-                let t = Instant::now();
-                for item in items {
-                    match item {
-                        Outcome::Ready {
-                            line, origin, id, ..
-                        } if claimed.contains(&id) => {
-                            report.failed += 1;
-                            on_error(RecordError {
-                                line,
-                                id: Some(id),
-                                input: origin,
-                                reason: "duplicate id in this batch".into(),
-                            });
-                        }
-                        Outcome::Ready { id, doc, .. } => {
-                            claimed.insert(id.clone());
-                            writer.delete_term(Term::from_field_text(store.id_field, &id));
-                            writer.add_document(doc)?;
-                            report.indexed += 1;
-                            pending += 1;
-                            if pending >= options.commit_every {
-                                writer.commit()?;
-                                pending = 0;
-                            }
-                        }
-                        Outcome::Refused(e) => {
-                            report.failed += 1;
-                            on_error(e);
-                        }
-                        Outcome::Skipped => report.skipped += 1,
-                    }
-                }
-                report.index_seconds += t.elapsed().as_secs_f64();
-                bar.inc(n);
-                waited = Instant::now();
-            }
-            Ok(())
-        };
-        // On an early return the receiver is dropped, so the producer stops
-        // at its next send; it is joined either way.
-        let consumed = consume();
-        let joined = handle
-            .join()
-            .map_err(|p| IngestError::ReaderFailed(panic_message(p.as_ref())));
-        consumed?;
-        joined?;
-        Ok(decode)
-    });
-    let decode = match decode {
-        Ok(d) => d,
+    let mut sink = Sink {
+        store,
+        writer: &mut writer,
+        claimed: HashSet::new(),
+        pending: 0,
+        commit_every: options.commit_every,
+    };
+    let bar = progress_bar(opened.total, options.progress);
+    let run = Pipeline {
+        store,
+        encoder,
+        options,
+        bar: &bar,
+    }
+    .run(producer, opened.records, &mut sink, &mut report, on_error);
+    let decode = match run {
+        Ok(decode) if !options.expired() => decode,
+        Ok(_) => {
+            let _ = writer.rollback();
+            return Err(IngestError::DeadlineExceeded);
+        }
         Err(e) => {
             // Uncommitted documents are dropped with the writer; say so
             // explicitly rather than leave it to drop order.
@@ -381,10 +316,6 @@ pub fn ingest(
             return Err(e);
         }
     };
-    if expired() {
-        let _ = writer.rollback();
-        return Err(IngestError::DeadlineExceeded);
-    }
     let t = Instant::now();
     writer.commit()?;
     writer.wait_merging_threads()?;
@@ -392,21 +323,212 @@ pub fn ingest(
     bar.finish_and_clear();
     report.decode_cpu_seconds = decode.as_secs_f64();
     report.seconds = started.elapsed().as_secs_f64();
-    if let Some(outcome) = listing_outcome {
-        report.skipped += outcome.skipped.load(std::sync::atomic::Ordering::Relaxed);
-        let failure = outcome
-            .failure
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .take();
-        if let Some(error) = failure {
-            return Err(IngestError::DicomWeb {
-                error,
-                report: Box::new(report),
-            });
-        }
+    match opened.listing {
+        Some(outcome) => finish_listing(outcome, report),
+        None => Ok(report),
     }
-    Ok(report)
+}
+
+/// The records of `source`. An image folder's metadata rows that name no
+/// image are refused here, into `report` and `on_error`.
+fn open_source<'a>(
+    store: &Store,
+    source: Source<'a>,
+    existing: Option<Searcher>,
+    report: &mut IngestReport,
+    on_error: &mut dyn FnMut(RecordError),
+) -> Result<Opened<'a>, IngestError> {
+    let opened = |records: Box<dyn Iterator<Item = RawRecord> + Send + 'a>, total| Opened {
+        records,
+        total,
+        listing: None,
+    };
+    Ok(match source {
+        Source::Jsonl(paths) => opened(
+            Box::new(sources::jsonl_files(paths)?),
+            Some(paths.iter().map(|p| sources::count_lines(p)).sum()),
+        ),
+        Source::Reader {
+            reader,
+            input,
+            base,
+        } => opened(Box::new(sources::jsonl_reader(reader, input, base)), None),
+        Source::Images { dir, metadata } => {
+            let (records, orphans) = sources::image_folder(dir, metadata, &store.config)?;
+            let input = metadata
+                .map(|m| m.display().to_string())
+                .unwrap_or_default();
+            for (line, reason) in orphans {
+                report.failed += 1;
+                on_error(RecordError {
+                    line,
+                    id: None,
+                    input: input.clone(),
+                    reason,
+                });
+            }
+            let n = records.len() as u64;
+            opened(Box::new(records.into_iter()), Some(n))
+        }
+        Source::DicomWeb(server) => {
+            let failed = |error| IngestError::DicomWeb {
+                error,
+                report: Box::default(),
+            };
+            let (listing, outcome) = dicomweb::Listing::new(
+                server,
+                &store.config,
+                existing,
+                store.id_field,
+                ash_image::ImageLimits::default().max_file_bytes,
+            )
+            .map_err(failed)?;
+            let records = listing.prefetch(dicomweb::PREFETCH).map_err(failed)?;
+            Opened {
+                records: Box::new(records),
+                total: None,
+                listing: Some(outcome),
+            }
+        }
+    })
+}
+
+/// A PACS listing's skipped instances join the report; a listing that
+/// failed part way is the ingest's error, with what was indexed before.
+fn finish_listing(
+    outcome: std::sync::Arc<dicomweb::ListingOutcome>,
+    mut report: IngestReport,
+) -> Result<IngestReport, IngestError> {
+    report.skipped += outcome.skipped.load(std::sync::atomic::Ordering::Relaxed);
+    let failure = outcome
+        .failure
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .take();
+    match failure {
+        Some(error) => Err(IngestError::DicomWeb {
+            error,
+            report: Box::new(report),
+        }),
+        None => Ok(report),
+    }
+}
+
+/// The consuming half of an ingest: batches in, codes set, documents out.
+struct Pipeline<'a> {
+    store: &'a Store,
+    encoder: Option<&'a Encoder>,
+    options: &'a IngestOptions,
+    bar: &'a ProgressBar,
+}
+
+impl Pipeline<'_> {
+    /// Runs `producer` over `records` on a thread of its own and consumes
+    /// its batches here; returns the decoding time summed over threads.
+    fn run(
+        &self,
+        producer: Producer<'_>,
+        records: Box<dyn Iterator<Item = RawRecord> + Send + '_>,
+        sink: &mut Sink<'_>,
+        report: &mut IngestReport,
+        on_error: &mut dyn FnMut(RecordError),
+    ) -> Result<Duration, IngestError> {
+        std::thread::scope(|scope| {
+            let (tx, rx) = sync_channel::<Batch>(2);
+            let handle = scope.spawn(move || producer.run(records, tx));
+            // On an early return the receiver is dropped, so the producer
+            // stops at its next send; it is joined either way.
+            let consumed = self.consume(rx, sink, report, on_error);
+            let joined = handle
+                .join()
+                .map_err(|p| IngestError::ReaderFailed(panic_message(p.as_ref())));
+            let decode = consumed?;
+            joined?;
+            Ok(decode)
+        })
+    }
+
+    fn consume(
+        &self,
+        batches: std::sync::mpsc::Receiver<Batch>,
+        sink: &mut Sink<'_>,
+        report: &mut IngestReport,
+        on_error: &mut dyn FnMut(RecordError),
+    ) -> Result<Duration, IngestError> {
+        let mut waited = Instant::now();
+        let mut decode = Duration::ZERO;
+        for batch in batches {
+            if self.options.expired() {
+                return Err(IngestError::DeadlineExceeded);
+            }
+            report.wait_seconds += waited.elapsed().as_secs_f64();
+            decode += batch.decode;
+            let n = batch.items.len() as u64;
+            let t = Instant::now();
+            let items = encode_batch(self.store, self.encoder, batch.items, report);
+            report.encode_seconds += t.elapsed().as_secs_f64();
+            let t = Instant::now();
+            for item in items {
+                sink.write(item, report, on_error)?;
+            }
+            report.index_seconds += t.elapsed().as_secs_f64();
+            self.bar.inc(n);
+            waited = Instant::now();
+        }
+        Ok(decode)
+    }
+}
+
+/// Where finished records go: the index writer, each id once per ingest
+/// (a later record with an id already written in this ingest is refused),
+/// with a commit every `commit_every` documents.
+struct Sink<'a> {
+    store: &'a Store,
+    writer: &'a mut tantivy::IndexWriter,
+    claimed: HashSet<String>,
+    pending: usize,
+    commit_every: usize,
+}
+
+impl Sink<'_> {
+    fn write(
+        &mut self,
+        item: Outcome,
+        report: &mut IngestReport,
+        on_error: &mut dyn FnMut(RecordError),
+    ) -> Result<(), IngestError> {
+        match item {
+            Outcome::Ready {
+                line, origin, id, ..
+            } if self.claimed.contains(&id) => {
+                report.failed += 1;
+                on_error(RecordError {
+                    line,
+                    id: Some(id),
+                    input: origin,
+                    reason: "duplicate id in this batch".into(),
+                });
+            }
+            Outcome::Ready { id, doc, .. } => {
+                self.writer
+                    .delete_term(Term::from_field_text(self.store.id_field, &id));
+                self.writer.add_document(doc)?;
+                self.claimed.insert(id);
+                report.indexed += 1;
+                self.pending += 1;
+                if self.pending >= self.commit_every {
+                    self.writer.commit()?;
+                    self.pending = 0;
+                }
+            }
+            Outcome::Refused(e) => {
+                report.failed += 1;
+                on_error(e);
+            }
+            Outcome::Skipped => report.skipped += 1,
+        }
+        Ok(())
+    }
 }
 
 /// Runs the batch's decoded images through the encoder and sets their

@@ -1,18 +1,21 @@
-//! `serve.json`: where the server listens and what it allows. Unknown keys
-//! are errors, so a misspelt limit is not silently ignored.
+//! `serve.json`: where the server listens and what it allows, described
+//! setting by setting in `schemas/serve.schema.json` (description, default,
+//! range). A configuration from a file or built in code is held to that
+//! schema by [`ServeConfig::check`], so an unknown key or a value out of
+//! range is refused when the server starts, never ignored or clamped.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 /// The environment variable that holds the bearer token (it wins over the
 /// config file, so the secret need not be in a file).
 pub const TOKEN_ENV: &str = "ASH_SERVE_TOKEN";
 
 /// Which requests need the token. Writes always do.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum AuthScope {
     /// `POST /ingest` only.
@@ -23,9 +26,11 @@ pub enum AuthScope {
     All,
 }
 
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+/// The server's settings; each is described in `schemas/serve.schema.json`.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct ServeConfig {
+    /// Where to listen.
     pub addr: SocketAddr,
     /// Bearer token. Without one, `serve` makes a random one at start and
     /// prints it: writes are never open.
@@ -64,12 +69,14 @@ pub struct ServeConfig {
     pub image_queue_ms: u64,
     /// Connections served at once; more wait in the kernel's backlog.
     pub max_connections: usize,
+    /// A request is answered within this time, or with a 503.
     pub request_timeout_ms: u64,
     /// `POST /ingest` commits all of its records within this time, or none.
     pub ingest_timeout_ms: u64,
     /// A client must send a request's headers within this time, also on an
     /// idle kept-alive connection, or the connection is closed.
     pub header_timeout_ms: u64,
+    /// Largest k of a search.
     pub max_k: usize,
     /// Origins allowed to call the API from a browser; none by default.
     pub cors_origins: Vec<String>,
@@ -107,12 +114,132 @@ impl Default for ServeConfig {
     }
 }
 
+/// The server configuration's JSON Schema.
+pub const SERVE_SCHEMA: &str = include_str!("../../schemas/serve.schema.json");
+
+/// Why a server configuration was refused.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ServeConfigError {
+    /// The file could not be read.
+    #[error("{}: {source}", path.display())]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The file is not JSON.
+    #[error("{}: {source}", path.display())]
+    Json {
+        /// The file.
+        path: PathBuf,
+        /// Where and why.
+        source: serde_json::Error,
+    },
+    /// Settings outside `schemas/serve.schema.json`: every problem listed.
+    #[error("{}does not fit schemas/serve.schema.json: {}",
+        path.as_ref().map(|p| format!("{}: ", p.display())).unwrap_or_default(),
+        problems.join("; "))]
+    Schema {
+        /// The file, when the settings came from one.
+        path: Option<PathBuf>,
+        /// Each problem, with the setting it is about.
+        problems: Vec<String>,
+    },
+    /// Listening beyond loopback with a token nobody configured.
+    #[error(
+        "refusing to serve on {0} without a token: set \"token\" in the config or \
+         {TOKEN_ENV} (a token made at start is only for loopback), or bind to 127.0.0.1"
+    )]
+    OpenWithoutToken(SocketAddr),
+    /// An image root that does not exist.
+    #[error("image root {}: {source}", path.display())]
+    ImageRoot {
+        /// The root.
+        path: PathBuf,
+        /// Why it cannot be used.
+        source: std::io::Error,
+    },
+    /// A CORS origin that is not a header value.
+    #[error("cors_origins: {0:?} is not an origin")]
+    CorsOrigin(String),
+}
+
+impl ServeConfigError {
+    /// The class of this error: the configuration is the caller's to fix.
+    pub fn kind(&self) -> crate::error::ErrorKind {
+        match self {
+            ServeConfigError::Read { .. } | ServeConfigError::ImageRoot { .. } => {
+                crate::error::ErrorKind::Io
+            }
+            _ => crate::error::ErrorKind::InvalidInput,
+        }
+    }
+}
+
+/// The schema's validator, compiled once per process.
+fn validator() -> &'static jsonschema::Validator {
+    static VALIDATOR: std::sync::OnceLock<jsonschema::Validator> = std::sync::OnceLock::new();
+    VALIDATOR.get_or_init(|| {
+        let schema: serde_json::Value =
+            serde_json::from_str(SERVE_SCHEMA).expect("the bundled schema is JSON");
+        jsonschema::validator_for(&schema).expect("the bundled schema is valid")
+    })
+}
+
+/// What `value` breaks of the schema, each with the setting it is about.
+fn schema_problems(value: &serde_json::Value) -> Vec<String> {
+    validator()
+        .iter_errors(value)
+        .map(|e| {
+            let at = e.instance_path().to_string();
+            let at = at.trim_start_matches('/');
+            if at.is_empty() {
+                e.to_string()
+            } else {
+                format!("{at}: {e}")
+            }
+        })
+        .collect()
+}
+
 impl ServeConfig {
-    /// Reads a config file (relative image roots are taken from its folder).
-    pub fn load(path: &Path) -> Result<Self, String> {
-        let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    /// Reads a config file, held to the schema (relative image roots are
+    /// taken from its folder).
+    ///
+    /// ```
+    /// use ash_search::server::{ServeConfig, ServeConfigError};
+    /// let dir = tempfile::tempdir().unwrap();
+    /// let path = dir.path().join("serve.json");
+    /// std::fs::write(&path, r#"{"max_k": 0, "max_body_byte": 10}"#).unwrap();
+    /// match ServeConfig::load(&path) {
+    ///     Err(ServeConfigError::Schema { problems, .. }) => assert_eq!(problems.len(), 2),
+    ///     other => panic!("{other:?}"),
+    /// }
+    /// ```
+    pub fn load(path: &Path) -> Result<Self, ServeConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ServeConfigError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        let value: serde_json::Value =
+            serde_json::from_str(&text).map_err(|source| ServeConfigError::Json {
+                path: path.to_path_buf(),
+                source,
+            })?;
+        let problems = schema_problems(&value);
+        if !problems.is_empty() {
+            return Err(ServeConfigError::Schema {
+                path: Some(path.to_path_buf()),
+                problems,
+            });
+        }
         let mut config: ServeConfig =
-            serde_json::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))?;
+            serde_json::from_value(value).map_err(|source| ServeConfigError::Json {
+                path: path.to_path_buf(),
+                source,
+            })?;
         let base = path.parent().unwrap_or(Path::new("."));
         for root in &mut config.image_roots {
             if root.is_relative() {
@@ -131,45 +258,36 @@ impl ServeConfig {
         self
     }
 
-    /// Refuses what would be unsafe or cannot work: a server open to the
+    /// Refuses what would be unsafe or cannot work: any setting outside the
+    /// schema (however the configuration was made), a server open to the
     /// network with a token nobody configured, image roots that do not
-    /// exist, limits of zero.
-    pub fn check(&mut self) -> Result<(), String> {
-        if self.token.is_none() && !self.addr.ip().is_loopback() {
-            return Err(format!(
-                "refusing to serve on {} without a token: set \"token\" in the config or \
-                 {TOKEN_ENV} (a token made at start is only for loopback), or bind to 127.0.0.1",
-                self.addr
-            ));
+    /// exist (made canonical here), origins that are not header values.
+    pub fn check(&mut self) -> Result<(), ServeConfigError> {
+        let value = serde_json::to_value(&*self).expect("a configuration serialises");
+        let problems = schema_problems(&value);
+        if !problems.is_empty() {
+            return Err(ServeConfigError::Schema {
+                path: None,
+                problems,
+            });
         }
-        if let Some(t) = &self.token {
-            if t.len() < 16 || !t.bytes().all(|b| b.is_ascii_graphic()) {
-                return Err("the token must be at least 16 printable ASCII characters".into());
-            }
+        if self.token.is_none() && !self.addr.ip().is_loopback() {
+            return Err(ServeConfigError::OpenWithoutToken(self.addr));
         }
         for root in &mut self.image_roots {
             *root = root
                 .canonicalize()
-                .map_err(|e| format!("image root {}: {e}", root.display()))?;
+                .map_err(|source| ServeConfigError::ImageRoot {
+                    path: root.clone(),
+                    source,
+                })?;
         }
-        let zero = [
-            ("max_k", self.max_k == 0),
-            ("sessions", self.sessions == 0),
-            ("max_body_bytes", self.max_body_bytes == 0),
-            ("max_json_bytes", self.max_json_bytes == 0),
-            ("max_upload_pixels", self.max_upload_pixels == 0),
-            ("max_image_bytes", self.max_image_bytes == 0),
-            ("max_concurrent_images", self.max_concurrent_images == 0),
-            ("max_connections", self.max_connections == 0),
-            ("image_memory_bytes", self.image_memory_bytes == 0),
-        ];
-        if let Some((name, _)) = zero.iter().find(|(_, z)| *z) {
-            return Err(format!("{name} must be at least 1"));
-        }
-        for origin in &self.cors_origins {
-            if axum::http::HeaderValue::from_str(origin).is_err() || origin == "null" {
-                return Err(format!("cors_origins: {origin:?} is not an origin"));
-            }
+        if let Some(origin) = self
+            .cors_origins
+            .iter()
+            .find(|o| axum::http::HeaderValue::from_str(o).is_err())
+        {
+            return Err(ServeConfigError::CorsOrigin(origin.clone()));
         }
         Ok(())
     }
@@ -182,11 +300,11 @@ impl ServeConfig {
     }
 
     pub fn timeout(&self) -> Duration {
-        Duration::from_millis(self.request_timeout_ms.max(1))
+        Duration::from_millis(self.request_timeout_ms)
     }
 
     pub fn ingest_timeout(&self) -> Duration {
-        Duration::from_millis(self.ingest_timeout_ms.max(1))
+        Duration::from_millis(self.ingest_timeout_ms)
     }
 
     /// What an uploaded image is held to: its side and pixels as
@@ -205,6 +323,89 @@ impl ServeConfig {
     }
 
     pub fn header_timeout(&self) -> Duration {
-        Duration::from_millis(self.header_timeout_ms.max(1))
+        Duration::from_millis(self.header_timeout_ms)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn schema() -> serde_json::Value {
+        serde_json::from_str(SERVE_SCHEMA).unwrap()
+    }
+
+    /// The schema documents every setting, with the default the code uses
+    /// (all but `max_concurrent_images`, one per core), and nothing else.
+    #[test]
+    fn the_schema_describes_every_setting_with_its_default() {
+        let schema = schema();
+        let properties = schema["properties"].as_object().unwrap();
+        let defaults = serde_json::to_value(ServeConfig::default()).unwrap();
+        let defaults = defaults.as_object().unwrap();
+        let mut documented: Vec<&String> = properties.keys().collect();
+        let mut settings: Vec<&String> = defaults.keys().collect();
+        documented.sort();
+        settings.sort();
+        assert_eq!(documented, settings);
+        for (name, property) in properties {
+            assert!(
+                property["description"]
+                    .as_str()
+                    .is_some_and(|d| d.len() > 20),
+                "{name} has no description"
+            );
+            if name == "max_concurrent_images" {
+                assert!(property.get("default").is_none());
+                continue;
+            }
+            assert_eq!(property["default"], defaults[name], "{name}'s default");
+        }
+    }
+
+    /// An upload is never allowed more than an ingested image.
+    #[test]
+    fn upload_limits_are_within_the_ingest_limits() {
+        let schema = schema();
+        let max = |name: &str| schema["properties"][name]["maximum"].as_u64().unwrap();
+        let ingest = ash_image::ImageLimits::default();
+        assert_eq!(max("max_image_side"), u64::from(ingest.max_side));
+        assert_eq!(max("max_upload_pixels"), ingest.max_pixels);
+        assert_eq!(max("max_image_bytes"), ingest.max_file_bytes);
+    }
+
+    #[test]
+    fn settings_out_of_range_are_refused_never_clamped() {
+        let mut ok = ServeConfig::default();
+        ok.check().unwrap();
+        for edit in [
+            (|c: &mut ServeConfig| c.request_timeout_ms = 0) as fn(&mut ServeConfig),
+            |c| c.reload_ms = 5,
+            |c| c.max_k = 0,
+            |c| c.max_image_side = 20_000,
+            |c| c.sessions = 0,
+            |c| c.token = Some("short".into()),
+            |c| c.cors_origins = vec!["null".into()],
+        ] {
+            let mut config = ServeConfig::default();
+            edit(&mut config);
+            match config.check() {
+                Err(ServeConfigError::Schema {
+                    problems,
+                    path: None,
+                }) => {
+                    assert_eq!(problems.len(), 1, "{problems:?}")
+                }
+                other => panic!("{config:?}: {other:?}"),
+            }
+        }
+        let mut open = ServeConfig {
+            addr: "0.0.0.0:8080".parse().unwrap(),
+            ..ServeConfig::default()
+        };
+        assert!(matches!(
+            open.check(),
+            Err(ServeConfigError::OpenWithoutToken(_))
+        ));
     }
 }

@@ -41,7 +41,7 @@ use tower_http::cors::CorsLayer;
 
 use crate::store::Store;
 use ash_encoder::Encoder;
-pub use config::{AuthScope, ServeConfig};
+pub use config::{AuthScope, ServeConfig, ServeConfigError};
 use error::ApiError;
 
 /// What every handler shares.
@@ -312,7 +312,7 @@ fn announce(app: &App, addr: std::net::SocketAddr) {
 /// Serves on a bound listener (the benchmark binds its own).
 pub async fn serve_on(listener: tokio::net::TcpListener, app: Arc<App>) -> std::io::Result<()> {
     let reloader = app.clone();
-    let every = Duration::from_millis(app.config.reload_ms.max(10));
+    let every = Duration::from_millis(app.config.reload_ms);
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(every);
         loop {
