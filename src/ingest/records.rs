@@ -79,108 +79,125 @@ impl RecordParser {
 
     /// The record's id and document, or why it was refused.
     pub fn parse_value(&self, value: serde_json::Value, base: &Path) -> Result<Parsed, Refusal> {
-        let id = value
-            .get(ID_FIELD)
-            .and_then(|v| v.as_str())
-            .map(str::to_string);
-        if let Some(long) = id.as_deref().filter(|i| i.chars().count() > MAX_ID_CHARS) {
-            let shown: String = long.chars().take(64).chain("…".chars()).collect();
-            return Err((
-                Some(shown),
-                format!(
-                    "id of {} characters is over the limit of {MAX_ID_CHARS}",
-                    long.chars().count()
-                ),
-            ));
-        }
-        let problems: Vec<String> = validator()
-            .iter_errors(&value)
-            .map(|e| format!("{e} at {}", e.instance_path()))
-            .collect();
-        if !problems.is_empty() {
-            return Err((
-                id,
-                format!(
-                    "does not fit schemas/record.schema.json: {}",
-                    problems.join("; ")
-                ),
-            ));
-        }
-        let (Some(obj), Some(id)) = (value.as_object(), id) else {
+        let id = checked_id(&value)?;
+        let Some(obj) = value.as_object() else {
             return Err((None, "a record is a JSON object with a string id".into()));
         };
-        let with_header;
-        let obj = match obj.get(IMAGE_FIELD).and_then(|v| v.as_str()) {
-            // An unreadable header is left to the decoder, which names why.
-            Some(image) => match super::dicom::header(&base.join(image)).ok().flatten() {
-                Some(header) => {
-                    let mut filled = obj.clone();
-                    super::dicom::fill_fields(&mut filled, &header, &self.config);
-                    with_header = filled;
-                    &with_header
-                }
-                None => obj,
-            },
-            None => obj,
+        let obj = self.with_dicom_header(obj, base);
+        let mut parsed = Parsed {
+            id,
+            doc: TantivyDocument::new(),
+            image: None,
+            frame: 0,
         };
-        let fail = |reason: String| (Some(id.clone()), reason);
-        let mut doc = TantivyDocument::new();
-        let mut image = None;
-        let mut frame = 0;
-        for (key, v) in obj {
-            match key.as_str() {
-                "code" => {
-                    let code = self
-                        .hash
-                        .from_hex(v.as_str().unwrap_or_default())
-                        .map_err(|e| fail(e.to_string()))?;
-                    self.hash
-                        .set(&mut doc, &code)
-                        .map_err(|e| fail(e.to_string()))?;
+        for (key, v) in obj.iter() {
+            self.add_entry(&mut parsed, key, v, base)
+                .map_err(|reason| (Some(parsed.id.clone()), reason))?;
+        }
+        Ok(parsed)
+    }
+
+    /// The record's fields, with those its DICOM image's header fills in
+    /// (an unreadable header is left to the decoder, which names why).
+    fn with_dicom_header<'a>(
+        &self,
+        obj: &'a serde_json::Map<String, serde_json::Value>,
+        base: &Path,
+    ) -> std::borrow::Cow<'a, serde_json::Map<String, serde_json::Value>> {
+        let header = obj
+            .get(IMAGE_FIELD)
+            .and_then(|v| v.as_str())
+            .and_then(|image| super::dicom::header(&base.join(image)).ok().flatten());
+        match header {
+            Some(header) => {
+                let mut filled = obj.clone();
+                super::dicom::fill_fields(&mut filled, &header, &self.config);
+                std::borrow::Cow::Owned(filled)
+            }
+            None => std::borrow::Cow::Borrowed(obj),
+        }
+    }
+
+    /// Adds one of the record's entries to `parsed`: the code, the image
+    /// (its path made absolute), the frame, or a field of the index.
+    fn add_entry(
+        &self,
+        parsed: &mut Parsed,
+        key: &str,
+        v: &serde_json::Value,
+        base: &Path,
+    ) -> Result<(), String> {
+        let doc = &mut parsed.doc;
+        match key {
+            "code" => {
+                let code = self
+                    .hash
+                    .from_hex(v.as_str().unwrap_or_default())
+                    .map_err(|e| e.to_string())?;
+                self.hash.set(doc, &code).map_err(|e| e.to_string())?;
+            }
+            IMAGE_FIELD => {
+                let path = std::path::absolute(base.join(v.as_str().unwrap_or_default()))
+                    .map_err(|e| format!("image path: {e}"))?;
+                if let Ok(field) = self.schema.get_field(IMAGE_FIELD) {
+                    doc.add_text(field, path.to_string_lossy());
                 }
-                IMAGE_FIELD => {
-                    let path = std::path::absolute(base.join(v.as_str().unwrap_or_default()))
-                        .map_err(|e| fail(format!("image path: {e}")))?;
-                    if let Ok(field) = self.schema.get_field(IMAGE_FIELD) {
-                        doc.add_text(field, path.to_string_lossy());
-                    }
-                    image = Some(path);
-                }
-                FRAME_FIELD => {
-                    // The schema bounds it to 1..=65535.
-                    let n = v.as_u64().unwrap_or(1);
-                    frame = (n - 1) as u32;
-                    let field = self
-                        .schema
-                        .get_field(FRAME_FIELD)
-                        .map_err(|_| fail(NO_FRAME_FIELD.into()))?;
-                    doc.add_u64(field, n);
-                }
-                name => {
-                    if v.is_null() {
-                        continue;
-                    }
-                    let f = self.config.field(name).ok_or_else(|| {
-                        fail(format!(
-                            "unknown field {name:?} (not in the index configuration)"
-                        ))
-                    })?;
-                    let field = self
-                        .schema
-                        .get_field(name)
-                        .map_err(|e| fail(e.to_string()))?;
-                    add_value(&mut doc, field, f.kind, v)
-                        .map_err(|e| fail(format!("field {name}: {e}")))?;
-                }
+                parsed.image = Some(path);
+            }
+            FRAME_FIELD => {
+                // The schema bounds it to 1..=65535.
+                let n = v.as_u64().unwrap_or(1);
+                parsed.frame = (n - 1) as u32;
+                let field = self
+                    .schema
+                    .get_field(FRAME_FIELD)
+                    .map_err(|_| NO_FRAME_FIELD.to_string())?;
+                doc.add_u64(field, n);
+            }
+            _ if v.is_null() => {}
+            name => {
+                let f = self.config.field(name).ok_or_else(|| {
+                    format!("unknown field {name:?} (not in the index configuration)")
+                })?;
+                let field = self.schema.get_field(name).map_err(|e| e.to_string())?;
+                add_value(doc, field, f.kind, v).map_err(|e| format!("field {name}: {e}"))?;
             }
         }
-        Ok(Parsed {
-            id,
-            doc,
-            image,
-            frame,
-        })
+        Ok(())
     }
+}
+
+/// The record's id, once the record fits `schemas/record.schema.json` and
+/// the id is within [`MAX_ID_CHARS`].
+fn checked_id(value: &serde_json::Value) -> Result<String, Refusal> {
+    let id = value
+        .get(ID_FIELD)
+        .and_then(|v| v.as_str())
+        .map(str::to_string);
+    if let Some(long) = id.as_deref().filter(|i| i.chars().count() > MAX_ID_CHARS) {
+        let shown: String = long.chars().take(64).chain("…".chars()).collect();
+        return Err((
+            Some(shown),
+            format!(
+                "id of {} characters is over the limit of {MAX_ID_CHARS}",
+                long.chars().count()
+            ),
+        ));
+    }
+    let problems: Vec<String> = validator()
+        .iter_errors(value)
+        .map(|e| format!("{e} at {}", e.instance_path()))
+        .collect();
+    if !problems.is_empty() {
+        return Err((
+            id,
+            format!(
+                "does not fit schemas/record.schema.json: {}",
+                problems.join("; ")
+            ),
+        ));
+    }
+    id.ok_or_else(|| (None, "a record is a JSON object with a string id".into()))
 }
 
 fn add_value(

@@ -364,113 +364,156 @@ fn open_session(
 /// Checks the model's declared inputs and outputs against the manifest;
 /// returns the most images one run may take (the model's batch dimension).
 fn check_model(session: &Session, plugin: &PluginManifest) -> Result<usize, EncoderError> {
-    let m = &plugin.manifest;
-    let fail = |field: &str, reason: String| EncoderError::Model {
-        path: plugin.model_path.clone(),
-        reason: format!(
-            "disagrees with {} field {field}: {reason}",
-            plugin.pin.dir.join("manifest.json").display()
-        ),
-    };
-    let names = |outlets: &[ort::value::Outlet]| {
+    let check = ModelCheck { session, plugin };
+    check.input()?;
+    check.hash_output()?;
+    let max_batch = check.batch()?;
+    check.attention_output()?;
+    Ok(max_batch)
+}
+
+/// A model's declared interface against its manifest, one part at a time.
+struct ModelCheck<'a> {
+    session: &'a Session,
+    plugin: &'a PluginManifest,
+}
+
+impl ModelCheck<'_> {
+    /// The error for a disagreement over the manifest's `field`.
+    fn fail(&self, field: &str, reason: String) -> EncoderError {
+        EncoderError::Model {
+            path: self.plugin.model_path.clone(),
+            reason: format!(
+                "disagrees with {} field {field}: {reason}",
+                self.plugin.pin.dir.join("manifest.json").display()
+            ),
+        }
+    }
+
+    fn names(outlets: &[ort::value::Outlet]) -> String {
         outlets
             .iter()
             .map(|o| o.name().to_string())
             .collect::<Vec<_>>()
             .join(", ")
-    };
-    let input = session
-        .inputs()
-        .iter()
-        .find(|o| o.name() == m.input.name)
-        .ok_or_else(|| {
-            fail(
-                "input.name",
-                format!(
-                    "no input {:?} (the model has: {})",
-                    m.input.name,
-                    names(session.inputs())
-                ),
-            )
-        })?;
-    let [h, w] = m.input.size;
-    let want = [
-        -1,
-        m.input.channel_order.channels() as i64,
-        i64::from(h),
-        i64::from(w),
-    ];
-    let shape = tensor_shape(input.dtype())
-        .ok_or_else(|| fail("input.dtype", "the input is not a float32 tensor".into()))?;
-    let agrees = shape.len() == 4
-        && shape
-            .iter()
-            .zip(want)
-            .skip(1)
-            .all(|(&a, b)| a == b || a < 0);
-    if !agrees {
-        return Err(fail(
-            "input.size",
-            format!(
-                "the model's input {:?} has shape {shape:?}; the manifest says [N, {}, {h}, {w}] \
-                 ({:?}, size [height, width])",
-                m.input.name, want[1], m.input.channel_order
-            ),
-        ));
     }
-    let output = |field: &str, name: &str| {
-        session
+
+    /// The input the manifest names: a float32 tensor [N, C, H, W] of the
+    /// manifest's channels and size.
+    fn input(&self) -> Result<(), EncoderError> {
+        let m = &self.plugin.manifest;
+        let input = self
+            .session
+            .inputs()
+            .iter()
+            .find(|o| o.name() == m.input.name)
+            .ok_or_else(|| {
+                self.fail(
+                    "input.name",
+                    format!(
+                        "no input {:?} (the model has: {})",
+                        m.input.name,
+                        Self::names(self.session.inputs())
+                    ),
+                )
+            })?;
+        let [h, w] = m.input.size;
+        let want = [
+            -1,
+            m.input.channel_order.channels() as i64,
+            i64::from(h),
+            i64::from(w),
+        ];
+        let shape = tensor_shape(input.dtype())
+            .ok_or_else(|| self.fail("input.dtype", "the input is not a float32 tensor".into()))?;
+        let agrees = shape.len() == 4
+            && shape
+                .iter()
+                .zip(want)
+                .skip(1)
+                .all(|(&a, b)| a == b || a < 0);
+        if !agrees {
+            return Err(self.fail(
+                "input.size",
+                format!(
+                    "the model's input {:?} has shape {shape:?}; the manifest says [N, {}, {h}, {w}] \
+                     ({:?}, size [height, width])",
+                    m.input.name, want[1], m.input.channel_order
+                ),
+            ));
+        }
+        Ok(())
+    }
+
+    /// The output named `name`, for the manifest's `field`.
+    fn output(&self, field: &str, name: &str) -> Result<&ort::value::Outlet, EncoderError> {
+        self.session
             .outputs()
             .iter()
             .find(|o| o.name() == name)
             .ok_or_else(|| {
-                fail(
+                self.fail(
                     field,
                     format!(
                         "no output {name:?} (the model has: {})",
-                        names(session.outputs())
+                        Self::names(self.session.outputs())
                     ),
                 )
             })
-    };
-    let hash = output("outputs.hash", &m.outputs.hash)?;
-    let shape = tensor_shape(hash.dtype())
-        .ok_or_else(|| fail("outputs.hash", "the output is not a float32 tensor".into()))?;
-    if shape.len() != 2 || (shape[1] >= 0 && shape[1] as usize != m.bits) {
-        return Err(fail(
-            "bits",
-            format!(
-                "output {:?} has shape {shape:?}; the manifest says [N, {}]",
-                m.outputs.hash, m.bits
-            ),
-        ));
     }
-    let max_batch = match shape_batch(&plugin.manifest, session) {
-        b if b <= 0 => usize::MAX,
-        1 => 1,
-        b => {
-            return Err(fail(
+
+    /// The hash output: a float32 tensor [N, bits].
+    fn hash_output(&self) -> Result<(), EncoderError> {
+        let m = &self.plugin.manifest;
+        let hash = self.output("outputs.hash", &m.outputs.hash)?;
+        let shape = tensor_shape(hash.dtype()).ok_or_else(|| {
+            self.fail("outputs.hash", "the output is not a float32 tensor".into())
+        })?;
+        if shape.len() != 2 || (shape[1] >= 0 && shape[1] as usize != m.bits) {
+            return Err(self.fail(
+                "bits",
+                format!(
+                    "output {:?} has shape {shape:?}; the manifest says [N, {}]",
+                    m.outputs.hash, m.bits
+                ),
+            ));
+        }
+        Ok(())
+    }
+
+    /// The most images a run takes: unbounded for a dynamic batch, 1 for
+    /// a fixed batch of one; any other fixed batch is refused.
+    fn batch(&self) -> Result<usize, EncoderError> {
+        match shape_batch(&self.plugin.manifest, self.session) {
+            b if b <= 0 => Ok(usize::MAX),
+            1 => Ok(1),
+            b => Err(self.fail(
                 "input.size",
                 format!(
                     "the model's input {:?} has a fixed batch of {b}; export it with a dynamic \
                      batch dimension (or a batch of 1)",
-                    m.input.name
+                    self.plugin.manifest.input.name
                 ),
-            ))
+            )),
         }
-    };
-    if let Some(name) = &m.outputs.attention {
-        let att = output("outputs.attention", name)?;
+    }
+
+    /// The attention output, when the manifest names one: [N, 1, h, w].
+    fn attention_output(&self) -> Result<(), EncoderError> {
+        let Some(name) = &self.plugin.manifest.outputs.attention else {
+            return Ok(());
+        };
+        let att = self.output("outputs.attention", name)?;
         let shape = tensor_shape(att.dtype())
-            .ok_or_else(|| fail("outputs.attention", "not a float32 tensor".into()))?;
+            .ok_or_else(|| self.fail("outputs.attention", "not a float32 tensor".into()))?;
         if shape.len() != 4 {
-            return Err(fail(
+            return Err(self.fail(
                 "outputs.attention",
                 format!("output {name:?} has shape {shape:?}; expected [N, 1, h, w]"),
             ));
         }
+        Ok(())
     }
-    Ok(max_batch)
 }
 
 /// The input's declared batch dimension (negative when dynamic).

@@ -148,35 +148,91 @@ impl Header {
     /// reads the header only, and checks every section lies inside the file,
     /// so that later reads need only per-bucket bounds checks.
     pub fn decode(data: &[u8]) -> Result<Self, FormatError> {
-        if data.len() < FIXED_HEADER_LEN + 4 + FOOTER_LEN {
-            return Err(FormatError::TooShort(data.len()));
+        let header_len = check_envelope(data)?;
+        let fixed = FixedFields::read(data);
+        let m = fixed.check(data.len() as u64, header_len)?;
+        let mut tables = Vec::with_capacity(m);
+        let mut next_bit = 0u32;
+        for j in 0..m {
+            let t = TableDesc::read(data, j)?;
+            t.check(j, next_bit, &fixed)?;
+            next_bit += t.len_bits;
+            tables.push(t);
         }
-        if data[..8] != MAGIC {
-            return Err(FormatError::BadMagic);
+        if next_bit != fixed.bits {
+            return Err(invalid(format!(
+                "substrings cover {next_bit} of {} bits",
+                fixed.bits
+            )));
         }
-        let version = get_u32(data, 8);
-        if version != VERSION {
-            return Err(FormatError::UnsupportedVersion(version));
+        Ok(Header {
+            bits: fixed.bits,
+            num_codes: fixed.num_codes,
+            id_bytes: fixed.id_bytes,
+            codes_offset: fixed.codes_offset,
+            file_len: fixed.file_len,
+            tables,
+        })
+    }
+}
+
+/// The magic, the version, the header's length and its CRC; returns the
+/// header's length.
+fn check_envelope(data: &[u8]) -> Result<usize, FormatError> {
+    if data.len() < FIXED_HEADER_LEN + 4 + FOOTER_LEN {
+        return Err(FormatError::TooShort(data.len()));
+    }
+    if data[..8] != MAGIC {
+        return Err(FormatError::BadMagic);
+    }
+    let version = get_u32(data, 8);
+    if version != VERSION {
+        return Err(FormatError::UnsupportedVersion(version));
+    }
+    let header_len = get_u32(data, 12) as usize;
+    if header_len < FIXED_HEADER_LEN + 4 || header_len > data.len() - FOOTER_LEN {
+        return Err(invalid(format!("header length {header_len} out of range")));
+    }
+    let stored_crc = get_u32(data, header_len - 4);
+    if crc32fast::hash(&data[..header_len - 4]) != stored_crc {
+        return Err(FormatError::HeaderChecksum);
+    }
+    Ok(header_len)
+}
+
+/// The header's fields before the table descriptors.
+struct FixedFields {
+    bits: u32,
+    words: u32,
+    num_codes: u64,
+    tables: usize,
+    id_bytes: u32,
+    codes_offset: u64,
+    file_len: u64,
+}
+
+impl FixedFields {
+    fn read(data: &[u8]) -> Self {
+        Self {
+            bits: get_u32(data, 16),
+            words: get_u32(data, 20),
+            num_codes: get_u64(data, 24),
+            tables: get_u32(data, 32) as usize,
+            id_bytes: get_u32(data, 36),
+            codes_offset: get_u64(data, 40),
+            file_len: get_u64(data, 48),
         }
-        let header_len = get_u32(data, 12) as usize;
-        if header_len < FIXED_HEADER_LEN + 4 || header_len > data.len() - FOOTER_LEN {
-            return Err(invalid(format!("header length {header_len} out of range")));
-        }
-        let stored_crc = get_u32(data, header_len - 4);
-        if crc32fast::hash(&data[..header_len - 4]) != stored_crc {
-            return Err(FormatError::HeaderChecksum);
-        }
-        let bits = get_u32(data, 16);
-        let words = get_u32(data, 20);
-        let num_codes = get_u64(data, 24);
-        let m = get_u32(data, 32) as usize;
-        let id_bytes = get_u32(data, 36);
-        let codes_offset = get_u64(data, 40);
-        let file_len = get_u64(data, 48);
-        if file_len != data.len() as u64 {
+    }
+
+    /// Checks the fields against each other and the file; returns the
+    /// number of tables.
+    fn check(&self, data_len: u64, header_len: usize) -> Result<usize, FormatError> {
+        let (bits, words, num_codes, id_bytes) =
+            (self.bits, self.words, self.num_codes, self.id_bytes);
+        if self.file_len != data_len {
             return Err(FormatError::LengthMismatch {
-                expected: file_len,
-                actual: data.len() as u64,
+                expected: self.file_len,
+                actual: data_len,
             });
         }
         if let Err(e) = check_bits(bits as usize) {
@@ -195,77 +251,80 @@ impl Header {
                 "{id_bytes}-byte ids for {num_codes} codes"
             )));
         }
-        if m == 0 || m > bits as usize || header_len != Self::encoded_len(m) {
+        let m = self.tables;
+        if m == 0 || m > bits as usize || header_len != Header::encoded_len(m) {
             return Err(invalid(format!("{m} substrings for {bits} bits")));
         }
         let code_bytes = num_codes * words as u64 * 8;
-        check_section(codes_offset, code_bytes, file_len, "code array")?;
+        check_section(self.codes_offset, code_bytes, self.file_len, "code array")?;
+        Ok(m)
+    }
+}
 
-        let mut tables = Vec::with_capacity(m);
-        let mut next_bit = 0u32;
-        for j in 0..m {
-            let at = FIXED_HEADER_LEN + j * TABLE_DESC_LEN;
-            let t = TableDesc {
-                start_bit: get_u32(data, at),
-                len_bits: get_u32(data, at + 4),
-                directory: match get_u32(data, at + 8) {
-                    0 => Directory::Dense,
-                    1 => Directory::Sparse,
-                    other => return Err(invalid(format!("table {j}: directory kind {other}"))),
-                },
-                num_keys: get_u64(data, at + 16),
-                keys_offset: get_u64(data, at + 24),
-                offsets_offset: get_u64(data, at + 32),
-                ids_offset: get_u64(data, at + 40),
-            };
-            if t.start_bit != next_bit
-                || t.len_bits == 0
-                || t.len_bits as usize > MAX_SUBSTRING_BITS
-                || t.start_bit + t.len_bits > bits
-            {
-                return Err(invalid(format!(
-                    "table {j}: substring bits {}..{} do not continue the partition of {bits} bits",
-                    t.start_bit,
-                    t.start_bit as u64 + t.len_bits as u64
-                )));
-            }
-            next_bit += t.len_bits;
-            match t.directory {
-                Directory::Dense => {
-                    if t.num_keys != 1u64 << t.len_bits {
-                        return Err(invalid(format!(
-                            "table {j}: dense directory of {} keys",
-                            t.num_keys
-                        )));
-                    }
-                }
-                Directory::Sparse => {
-                    if t.num_keys > num_codes {
-                        return Err(invalid(format!(
-                            "table {j}: {} keys for {num_codes} codes",
-                            t.num_keys
-                        )));
-                    }
-                    check_section(t.keys_offset, t.num_keys * 4, file_len, "keys")?;
-                }
-            }
-            check_section(t.offsets_offset, (t.num_keys + 1) * 4, file_len, "offsets")?;
-            check_section(t.ids_offset, num_codes * id_bytes as u64, file_len, "ids")?;
-            tables.push(t);
-        }
-        if next_bit != bits {
+impl TableDesc {
+    /// Table `j`'s descriptor.
+    fn read(data: &[u8], j: usize) -> Result<Self, FormatError> {
+        let at = FIXED_HEADER_LEN + j * TABLE_DESC_LEN;
+        Ok(TableDesc {
+            start_bit: get_u32(data, at),
+            len_bits: get_u32(data, at + 4),
+            directory: match get_u32(data, at + 8) {
+                0 => Directory::Dense,
+                1 => Directory::Sparse,
+                other => return Err(invalid(format!("table {j}: directory kind {other}"))),
+            },
+            num_keys: get_u64(data, at + 16),
+            keys_offset: get_u64(data, at + 24),
+            offsets_offset: get_u64(data, at + 32),
+            ids_offset: get_u64(data, at + 40),
+        })
+    }
+
+    /// Checks that table `j` continues the partition at `next_bit` and that
+    /// its sections lie inside the file.
+    fn check(&self, j: usize, next_bit: u32, fixed: &FixedFields) -> Result<(), FormatError> {
+        let (bits, num_codes, file_len) = (fixed.bits, fixed.num_codes, fixed.file_len);
+        if self.start_bit != next_bit
+            || self.len_bits == 0
+            || self.len_bits as usize > MAX_SUBSTRING_BITS
+            || self.start_bit + self.len_bits > bits
+        {
             return Err(invalid(format!(
-                "substrings cover {next_bit} of {bits} bits"
+                "table {j}: substring bits {}..{} do not continue the partition of {bits} bits",
+                self.start_bit,
+                self.start_bit as u64 + self.len_bits as u64
             )));
         }
-        Ok(Header {
-            bits,
-            num_codes,
-            id_bytes,
-            codes_offset,
+        match self.directory {
+            Directory::Dense if self.num_keys != 1u64 << self.len_bits => {
+                return Err(invalid(format!(
+                    "table {j}: dense directory of {} keys",
+                    self.num_keys
+                )));
+            }
+            Directory::Dense => {}
+            Directory::Sparse if self.num_keys > num_codes => {
+                return Err(invalid(format!(
+                    "table {j}: {} keys for {num_codes} codes",
+                    self.num_keys
+                )));
+            }
+            Directory::Sparse => {
+                check_section(self.keys_offset, self.num_keys * 4, file_len, "keys")?
+            }
+        }
+        check_section(
+            self.offsets_offset,
+            (self.num_keys + 1) * 4,
             file_len,
-            tables,
-        })
+            "offsets",
+        )?;
+        check_section(
+            self.ids_offset,
+            num_codes * fixed.id_bytes as u64,
+            file_len,
+            "ids",
+        )
     }
 }
 

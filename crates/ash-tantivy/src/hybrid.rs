@@ -399,6 +399,9 @@ impl TopN {
     }
 }
 
+/// Rank fusion: the image and text rankings, each `depth` deep; every
+/// candidate's missing side filled in exactly; scored by the mode; the
+/// best k kept.
 fn fuse(
     index: &HashIndex,
     searcher: &Searcher,
@@ -409,7 +412,6 @@ fn fuse(
 ) -> Result<Vec<Hit>, IndexError> {
     let n = req.depth.unwrap_or_else(|| default_depth(req.k)).max(req.k);
     explain.depth = Some(n);
-    let bits = index.field().bits as f32;
     let (image, plans) = knn_explained(
         index,
         searcher,
@@ -425,14 +427,25 @@ fn fuse(
     )?;
     explain.image = plans;
     let texts = text_ranking(index, searcher, text, req, n, explain)?;
+    let mut cands = candidates(&image, &texts);
+    fill_missing_sides(index, searcher, code, text, req.radius, &mut cands)?;
+    let mut hits = score(cands, req.mode, index.field().bits as f32);
+    hits.sort_by(best_first);
+    hits.truncate(req.k);
+    Ok(hits)
+}
 
-    #[derive(Default)]
-    struct Candidate {
-        image_rank: Option<usize>,
-        text_rank: Option<usize>,
-        distance: Option<u32>,
-        text_score: Option<Score>,
-    }
+/// A document in either ranking, with what is known of it.
+#[derive(Default)]
+struct Candidate {
+    image_rank: Option<usize>,
+    text_rank: Option<usize>,
+    distance: Option<u32>,
+    text_score: Option<Score>,
+}
+
+/// The union of the two rankings.
+fn candidates(image: &[Hit], texts: &[(Score, DocAddress)]) -> HashMap<DocAddress, Candidate> {
     let mut cands: HashMap<DocAddress, Candidate> = HashMap::new();
     for (rank, h) in image.iter().enumerate() {
         let c = cands.entry(h.address).or_default();
@@ -444,7 +457,20 @@ fn fuse(
         c.text_rank = Some(rank);
         c.text_score = Some(score);
     }
-    // Fill in the side each candidate is missing, exactly.
+    cands
+}
+
+/// Fills in the side each candidate is missing, exactly: the distance of
+/// a text-only candidate (none when deleted, codeless or beyond `radius`)
+/// and the BM25 score of an image-only one; segment by segment, in doc order.
+fn fill_missing_sides(
+    index: &HashIndex,
+    searcher: &Searcher,
+    code: &BinaryCode,
+    text: &dyn Query,
+    radius: Option<u32>,
+    cands: &mut HashMap<DocAddress, Candidate>,
+) -> Result<(), IndexError> {
     let text_w = text.weight(EnableScoring::enabled_from_searcher(searcher))?;
     let mut by_segment: HashMap<u32, Vec<u32>> = HashMap::new();
     for a in cands.keys() {
@@ -464,26 +490,27 @@ fn fuse(
                 c.distance = codes
                     .code(doc)
                     .filter(|_| alive)
-                    .map(|own| own.distance(code).unwrap_or(u32::MAX));
-                if let (Some(d), Some(r)) = (c.distance, req.radius) {
-                    if d > r {
-                        c.distance = None;
-                    }
-                }
+                    .map(|own| own.distance(code).unwrap_or(u32::MAX))
+                    .filter(|d| radius.is_none_or(|r| *d <= r));
             }
-            if c.text_score.is_none() {
-                c.text_score = Some(score);
-            }
+            c.text_score.get_or_insert(score);
         }
     }
+    Ok(())
+}
+
+/// Each candidate's fused score: reciprocal rank fusion, or the weighted
+/// sum of Hamming similarity and BM25 normalised by the best BM25.
+fn score(cands: HashMap<DocAddress, Candidate>, mode: Mode, bits: f32) -> Vec<Hit> {
     let max_bm25 = cands
         .values()
         .filter_map(|c| c.text_score)
         .fold(0.0f32, f32::max);
-    let mut hits: Vec<Hit> = cands
+    let rrf = |r: Option<usize>| r.map_or(0.0, |r| 1.0 / (RRF_K + r as f32 + 1.0));
+    cands
         .into_iter()
         .map(|(address, c)| {
-            let score = match req.mode {
+            let score = match mode {
                 Mode::Weighted(w) => {
                     let sim = c.distance.map_or(0.0, |d| 1.0 - d as f32 / bits);
                     let text = if max_bm25 > 0.0 {
@@ -493,10 +520,7 @@ fn fuse(
                     };
                     w * sim + (1.0 - w) * text
                 }
-                _ => {
-                    let rrf = |r: Option<usize>| r.map_or(0.0, |r| 1.0 / (RRF_K + r as f32 + 1.0));
-                    rrf(c.image_rank) + rrf(c.text_rank)
-                }
+                _ => rrf(c.image_rank) + rrf(c.text_rank),
             };
             Hit {
                 address,
@@ -505,20 +529,20 @@ fn fuse(
                 score,
             }
         })
-        .collect();
-    hits.sort_by(|a, b| {
-        b.score
-            .total_cmp(&a.score)
-            .then_with(|| {
-                a.distance
-                    .unwrap_or(u32::MAX)
-                    .cmp(&b.distance.unwrap_or(u32::MAX))
-            })
-            .then_with(|| {
-                (a.address.segment_ord, a.address.doc_id)
-                    .cmp(&(b.address.segment_ord, b.address.doc_id))
-            })
-    });
-    hits.truncate(req.k);
-    Ok(hits)
+        .collect()
+}
+
+/// Higher score first; then nearer; then by address, so ties are stable.
+fn best_first(a: &Hit, b: &Hit) -> std::cmp::Ordering {
+    b.score
+        .total_cmp(&a.score)
+        .then_with(|| {
+            a.distance
+                .unwrap_or(u32::MAX)
+                .cmp(&b.distance.unwrap_or(u32::MAX))
+        })
+        .then_with(|| {
+            (a.address.segment_ord, a.address.doc_id)
+                .cmp(&(b.address.segment_ord, b.address.doc_id))
+        })
 }
