@@ -64,6 +64,7 @@ lint:
 	$(CARGO) clippy --locked --workspace --all-targets -- -D warnings
 	scripts/check_crate_deps.sh
 	RUSTDOCFLAGS="-D warnings" $(CARGO) doc --locked --no-deps -p ash-mih -p ash-tantivy -p ash-image -p ash-encoder --quiet
+	scripts/public_items.sh --check
 
 # The library crates package as they are (could be published).
 package-check:

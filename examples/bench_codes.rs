@@ -8,8 +8,9 @@
 use std::time::Instant;
 
 use ash_mih::code::BinaryCode;
+use ash_mih::fsio::write_atomic;
 use ash_mih::npy;
-use ash_mih::{open_mmap, write_atomic, Hit, MihBuilder, SearchOptions};
+use ash_mih::{open_mmap, Hit, MihBuilder, SearchOptions};
 use serde_json::json;
 
 const KS: [usize; 3] = [1, 10, 100];

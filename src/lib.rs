@@ -18,6 +18,8 @@
 //! - [`search`]: a search as users state it, hits as JSON;
 //! - [`server`]: the HTTP API and the web page.
 
+#![forbid(unsafe_code)]
+
 pub mod config;
 pub mod error;
 pub mod ingest;

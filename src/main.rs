@@ -1,6 +1,8 @@
 //! The `ash-search` command line. Thin: it parses arguments, calls the
 //! library and prints. Exit codes: 0 success, 1 some records failed, 2 error.
 
+#![forbid(unsafe_code)]
+
 mod cli;
 
 use std::process::ExitCode;

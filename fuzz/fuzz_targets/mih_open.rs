@@ -6,9 +6,18 @@
 #![no_main]
 
 use ash_mih::code::BinaryCode;
-use ash_mih::format::{get_u32, FIXED_HEADER_LEN, FOOTER_LEN};
 use ash_mih::{MihIndex, SearchOptions, Strategy};
 use libfuzzer_sys::fuzz_target;
+
+/// The file layout's fixed sizes, from docs/FORMAT.md (the spec, not the
+/// code under test): the fixed header, the footer.
+const FIXED_HEADER_LEN: usize = 64;
+const FOOTER_LEN: usize = 8;
+
+/// A little-endian u32 of the file at `at`.
+fn get_u32(data: &[u8], at: usize) -> u32 {
+    u32::from_le_bytes(data[at..at + 4].try_into().expect("4 bytes"))
+}
 
 fn reseal(bytes: &mut [u8]) {
     if bytes.len() < FIXED_HEADER_LEN + 4 + FOOTER_LEN {

@@ -10,9 +10,10 @@ use clap::{Args, Subcommand, ValueEnum};
 
 use super::CliError;
 use ash_mih::code::{bytes_for, BinaryCode};
+use ash_mih::fsio::write_atomic;
 use ash_mih::npy;
 use ash_mih::synth::{self, Spread};
-use ash_mih::{open_mmap, search_batch, write_atomic, BatchQuery, Hit, MihBuilder, Strategy};
+use ash_mih::{open_mmap, search_batch, BatchQuery, Hit, MihBuilder, Strategy};
 
 #[derive(Debug, Subcommand)]
 pub enum CodesCommand {

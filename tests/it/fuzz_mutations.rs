@@ -11,10 +11,19 @@
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
 use ash_mih::code::BinaryCode;
-use ash_mih::format::{get_u32, FIXED_HEADER_LEN, FOOTER_LEN};
 use ash_mih::synth::{generate, Spread};
 use ash_mih::{DocSet, MihBuilder, MihIndex, SearchOptions, Strategy};
 use roaring::RoaringBitmap;
+
+/// The file layout's fixed sizes, from docs/FORMAT.md (the spec, not the
+/// code under test): the fixed header, the footer.
+const FIXED_HEADER_LEN: usize = 64;
+const FOOTER_LEN: usize = 8;
+
+/// A little-endian u32 of the file at `at`.
+fn get_u32(data: &[u8], at: usize) -> u32 {
+    u32::from_le_bytes(data[at..at + 4].try_into().expect("4 bytes"))
+}
 
 /// SplitMix64: small, seedable, the same on every machine.
 struct Rng(u64);

@@ -3,7 +3,7 @@
 //!
 //! How it works: [`manifest::read_plugin`] validates the manifest and the
 //! model's digest; [`Encoder::load`] loads ONNX Runtime once per process
-//! ([`runtime`]), opens a pool of sessions on the chosen execution provider
+//! (found as [`Device`] and `ORT_DYLIB_PATH` say), opens a pool of sessions on the chosen execution provider
 //! and checks the model's input and output names, ranks and sizes against
 //! the manifest. [`preprocess`] turns image files into input tensors (any
 //! thread may do this); [`Encoder::encode`] runs a batch of tensors through
@@ -11,12 +11,15 @@
 //! each take their own) and thresholds the `hash` output into codes.
 
 #![deny(missing_docs)]
+#![deny(unsafe_code)]
 
 mod error;
 pub mod manifest;
-pub mod pool;
+mod pool;
 pub mod preprocess;
-pub mod runtime;
+// Loading ONNX Runtime: one `unsafe` block (reading its version), with its SAFETY argument.
+#[allow(unsafe_code)]
+mod runtime;
 
 use std::path::{Path, PathBuf};
 
@@ -92,6 +95,7 @@ pub struct Encoder {
     provider: Provider,
     runtime_path: PathBuf,
     runtime_source: &'static str,
+    runtime_version: String,
 }
 
 impl Encoder {
@@ -145,6 +149,7 @@ impl Encoder {
             provider,
             runtime_path: rt.located.path.clone(),
             runtime_source: rt.located.source,
+            runtime_version: rt.version.clone(),
             plugin,
         })
     }
@@ -173,13 +178,14 @@ impl Encoder {
     pub fn describe(&self) -> String {
         let m = self.manifest();
         format!(
-            "encoder {} {} ({} bits, {}×{} input) on {}, ONNX Runtime {} ({})",
+            "encoder {} {} ({} bits, {}×{} input) on {}, ONNX Runtime {} {} ({})",
             m.name,
             m.version,
             m.bits,
             m.input.size[1],
             m.input.size[0],
             self.provider.name(),
+            self.runtime_version,
             self.runtime_path.display(),
             self.runtime_source
         )

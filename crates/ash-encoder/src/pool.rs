@@ -9,22 +9,15 @@ use ort::session::Session;
 pub struct SessionPool {
     idle: Mutex<Vec<Session>>,
     returned: Condvar,
-    size: usize,
 }
 
 impl SessionPool {
     /// A pool of these sessions.
     pub fn new(sessions: Vec<Session>) -> Self {
         Self {
-            size: sessions.len(),
             idle: Mutex::new(sessions),
             returned: Condvar::new(),
         }
-    }
-
-    /// How many sessions there are.
-    pub fn size(&self) -> usize {
-        self.size
     }
 
     /// Runs `f` on an idle session, waiting for one if need be. The session

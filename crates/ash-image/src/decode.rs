@@ -30,13 +30,12 @@ pub(crate) fn guarded<T>(f: impl FnOnce() -> Result<T, ImageError>) -> Result<T,
 }
 
 /// Decodes an image with its EXIF orientation applied, within `limits`;
-/// a DICOM file gives its first frame ([`dicom::decode`]).
-/// The file's structure is checked first ([`integrity`]), so a truncated
+/// a DICOM file gives its first frame, rendered as [`crate::dicom`] says.
+/// The file's structure is checked first (its JPEG segments, its PNG
+/// chunks and their CRCs), so a truncated
 /// or damaged JPEG or PNG is refused rather than decoded in part; a panic
 /// inside a decoder is this file's error.
 ///
-/// [`integrity`]: crate::integrity
-/// [`dicom::decode`]: crate::dicom::decode
 pub fn decode(bytes: &[u8], limits: &ImageLimits) -> Result<DynamicImage, ImageError> {
     decode_frame(bytes, limits, 0)
 }

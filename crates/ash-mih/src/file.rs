@@ -28,15 +28,6 @@ pub enum MihFileError {
     },
 }
 
-/// Writes `bytes` to `path` through [`crate::fsio::write_atomic`], so that a
-/// crash never leaves a half-written table under the final name.
-pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), MihFileError> {
-    crate::fsio::write_atomic(path, bytes).map_err(|source| MihFileError::Io {
-        path: path.to_owned(),
-        source,
-    })
-}
-
 /// Memory-maps and opens a `.mih` file (header checks only).
 pub fn open_mmap(path: &Path) -> Result<MihIndex<Mmap>, MihFileError> {
     let file = File::open(path).map_err(|source| MihFileError::Io {

@@ -1,10 +1,31 @@
-//! The popcount scan kernel: Hamming distances of a block of consecutive
-//! codes to one query. The same loop is compiled three times, for
-//! AVX-512 VPOPCNTDQ (a vector popcount), AVX2 (a shuffle-based one) and the
+//! What the CPU is asked for directly, and the crate's only `unsafe` but
+//! the memory map's (`file`): the popcount scan kernel, Hamming distances
+//! of a block of consecutive codes to one query, and the prefetch hint of a
+//! bucket walk. The kernel's loop is compiled three times, for AVX-512
+//! VPOPCNTDQ (a vector popcount), AVX2 (a shuffle-based one) and the
 //! x86-64-v2 baseline (scalar POPCNT), and the widest one the CPU has is
-//! chosen at run time.
+//! chosen at run time; each `unsafe` call is to a function compiled for a
+//! feature the CPU was seen to have.
 
 use super::format::get_u64;
+
+/// Hints the CPU to fetch the cache line at `data[at]`; a no-op past the
+/// end and on other architectures.
+#[inline(always)]
+pub(crate) fn prefetch(data: &[u8], at: usize) {
+    #[cfg(target_arch = "x86_64")]
+    if at < data.len() {
+        // SAFETY: a prefetch is only a hint and never faults; the address
+        // is inside `data` all the same.
+        unsafe {
+            core::arch::x86_64::_mm_prefetch::<{ core::arch::x86_64::_MM_HINT_T0 }>(
+                data.as_ptr().add(at).cast::<i8>(),
+            )
+        }
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = (data, at);
+}
 
 /// Codes per kernel call: large enough to amortise the call, small enough
 /// that the distances stay in L1.

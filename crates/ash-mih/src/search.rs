@@ -7,7 +7,7 @@ use roaring::RoaringBitmap;
 
 use super::cost::{binomial, CostModel};
 use super::format::{get_u32, get_u64, Directory, FormatError, Header};
-use super::kernel;
+use super::kernel::{self, prefetch};
 use super::substring::{neighbours, Substring};
 use super::{Hit, MihError};
 use crate::code::BinaryCode;
@@ -169,24 +169,6 @@ fn read_id(ids: &[u8], i: usize, width: usize) -> u32 {
 
 /// How many candidates ahead a bucket walk asks the memory for.
 const PREFETCH_AHEAD: usize = 8;
-
-/// Hints the CPU to fetch the cache line at `data[at]`; a no-op past the
-/// end and on other architectures.
-#[inline(always)]
-fn prefetch(data: &[u8], at: usize) {
-    #[cfg(target_arch = "x86_64")]
-    if at < data.len() {
-        // SAFETY: a prefetch is only a hint and never faults; the address
-        // is inside `data` all the same.
-        unsafe {
-            core::arch::x86_64::_mm_prefetch::<{ core::arch::x86_64::_MM_HINT_T0 }>(
-                data.as_ptr().add(at).cast::<i8>(),
-            )
-        }
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    let _ = (data, at);
-}
 
 #[inline(always)]
 fn load<const W: usize>(codes: &[u8], doc: usize) -> [u64; W] {

@@ -2,7 +2,10 @@
 //! without a panic or an out-of-bounds read.
 
 use ash_mih::code::BinaryCode;
-use ash_mih::format::{FormatError, FIXED_HEADER_LEN};
+use ash_mih::FormatError;
+
+/// The fixed header's size, from docs/FORMAT.md.
+const FIXED_HEADER_LEN: usize = 64;
 use ash_mih::synth::{generate, Spread};
 use ash_mih::{MihBuilder, MihError, MihIndex, SearchOptions, Strategy};
 

@@ -11,8 +11,8 @@
 use std::collections::BTreeSet;
 
 use ash_mih::synth::{generate, Spread};
-use ash_tantivy::knn::{knn, KnnRequest};
 use ash_tantivy::{add_hash_field, HashIndex};
+use ash_tantivy::{knn, KnnRequest};
 use tantivy::collector::TopDocs;
 use tantivy::query::{BooleanQuery, Occur, Query, TermQuery};
 use tantivy::schema::{IndexRecordOption, Schema, Value, STORED, STRING, TEXT};

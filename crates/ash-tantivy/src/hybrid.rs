@@ -17,7 +17,7 @@
 //! Each side is exact within its depth.
 //!
 //! A filter on the text ranking is applied per segment like the Hamming
-//! side's ([`crate::restrict`]): it is checked on each doc the text
+//! side's ([`crate::FilterStrategy`]): it is checked on each doc the text
 //! query's block-max WAND offers, so the ranking keeps its pruning; when
 //! so few pass that this costs more than collecting the filter, the
 //! filter's matches are collected and each is scored instead.

@@ -114,6 +114,41 @@ pub fn scores_of(
 
 /// The exact k nearest docs to `code`, across all segments of `searcher`,
 /// nearest first; each hit's score is 1 − distance/bits.
+///
+/// ```
+/// use ash_mih::code::BinaryCode;
+/// use ash_tantivy::{add_hash_field, knn, FilterStrategy, HashIndex, KnnRequest};
+/// use tantivy::query::TermQuery;
+/// use tantivy::schema::{IndexRecordOption, Schema, STRING};
+/// use tantivy::{TantivyDocument, Term};
+///
+/// let mut builder = Schema::builder();
+/// let eye = builder.add_text_field("eye", STRING);
+/// let field = add_hash_field(&mut builder, "code", 8).unwrap();
+/// let index = HashIndex::create_in_ram(builder.build()).unwrap();
+/// let mut writer = index.writer(15_000_000).unwrap();
+/// for (side, hex) in [("OD", "0f"), ("OS", "0e"), ("OD", "f0")] {
+///     let mut doc = TantivyDocument::default();
+///     doc.add_text(eye, side);
+///     field.set(&mut doc, &BinaryCode::from_hex(hex, 8).unwrap()).unwrap();
+///     writer.add_document(doc).unwrap();
+/// }
+/// writer.commit().unwrap();
+/// index.reload().unwrap();
+/// let searcher = index.reader().searcher();
+/// let right_eyes = TermQuery::new(Term::from_field_text(eye, "OD"), IndexRecordOption::Basic);
+/// let query = BinaryCode::from_hex("0e", 8).unwrap();
+/// let hits = knn(&index, &searcher, &query, &KnnRequest {
+///     k: 1,
+///     filter: Some(&right_eyes),
+///     text: None,
+///     max_distance: None,
+///     strategy: FilterStrategy::Auto,
+///     remember: None,
+/// }).unwrap();
+/// // The nearest right eye (distance 1), not the nearer left one.
+/// assert_eq!(hits.iter().map(|h| h.distance).collect::<Vec<_>>(), [Some(1)]);
+/// ```
 pub fn knn(
     index: &HashIndex,
     searcher: &Searcher,

@@ -11,29 +11,32 @@
 //! `.mih` table (docs without a code get a zero placeholder and are listed
 //! in a `.mihnone` bitmap so they never match); merges rebuild both files
 //! from the source segments' alive docs. Readers memory-map each segment's
-//! table once and cache it by segment id ([`segment::CodeCache`]).
+//! table once and cache it by segment id.
 //!
 //! Queries: [`HammingQuery`] is an ordinary tantivy `Query` (radius match,
-//! score 1 − d/bits) that composes in a `BooleanQuery`; [`knn::knn`] is the
+//! score 1 − d/bits) that composes in a `BooleanQuery`; [`knn()`] is the
 //! exact k-NN over all segments, with a filter applied per segment by the
-//! cheaper of two exact strategies ([`restrict`]); [`hybrid`] ranks text
-//! (BM25) with Hamming similarity.
+//! cheaper of two exact strategies ([`FilterStrategy`]: an allow-list of
+//! the filter's matches, or candidates checked against the filter, chosen
+//! by a cost model); [`hybrid`] ranks text (BM25) with Hamming similarity.
+//! The cost model's machinery is private: it changes plans, never hits.
 //!
 //! [`HashIndex`] opens or creates an index with the plugin registered,
 //! which tantivy needs on every open.
 
 #![deny(missing_docs)]
+#![forbid(unsafe_code)]
 
 mod error;
 mod field;
 mod filter_stats;
-pub mod hamming_query;
+mod hamming_query;
 pub mod hybrid;
-pub mod knn;
-pub mod plugin;
+mod knn;
+mod plugin;
 pub mod query_text;
-pub mod restrict;
-pub mod segment;
+mod restrict;
+mod segment;
 
 use std::path::Path;
 use std::sync::Arc;
@@ -45,12 +48,15 @@ pub use error::{ErrorKind, IndexError};
 pub use field::{add_hash_field, HashField, TYPE_NAME};
 pub use filter_stats::{FilterKey, FilterStats, Remember};
 pub use hamming_query::HammingQuery;
+pub use knn::{knn, knn_explained, KnnRequest, SegmentPlan};
 pub use plugin::{find_hash_field, BinaryHashPlugin};
-pub use segment::{CodeCache, CodeWarmer, SegmentCodes};
+pub use restrict::FilterStrategy;
+pub use segment::SegmentCodes;
+use segment::{CodeCache, CodeWarmer};
 
 use ash_mih::code::BinaryCode;
 
-/// One ranked result of [`knn::knn`] or [`hybrid::search`].
+/// One ranked result of [`knn()`] or [`hybrid::search`].
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Hit {
     /// Where the document is.
@@ -117,7 +123,7 @@ pub fn verify_segments(index: &Index, field: &HashField) -> Result<Vec<SegmentCh
 ///
 /// ```
 /// use ash_mih::code::BinaryCode;
-/// use ash_tantivy::knn::{knn, KnnRequest};
+/// use ash_tantivy::{knn, KnnRequest};
 /// use ash_tantivy::{add_hash_field, HashIndex};
 /// use tantivy::schema::Schema;
 /// use tantivy::TantivyDocument;
@@ -225,7 +231,7 @@ impl HashIndex {
     }
 
     /// The schema filters are collected against: range queries over
-    /// indexed fields read the inverted index ([`restrict::collect_schema`]).
+    /// indexed fields read the inverted index.
     pub fn collect_schema(&self) -> &Schema {
         &self.collect_schema
     }
@@ -262,8 +268,10 @@ impl HashIndex {
         verify_segments(&self.index, &self.field)
     }
 
-    /// The shared segment cache (for queries built by hand).
-    pub fn cache(&self) -> &Arc<CodeCache> {
-        &self.cache
+    /// How many segments' code tables are held open: those of the
+    /// segments some searcher still holds (for monitoring; a table is
+    /// dropped once no searcher holds its segment).
+    pub fn cached_segments(&self) -> usize {
+        self.cache.len()
     }
 }

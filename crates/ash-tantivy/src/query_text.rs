@@ -82,7 +82,7 @@ pub fn parse_bounded(
 }
 
 /// Refuses a string over the limits, without parsing it.
-pub fn check(text: &str, limits: &QueryLimits) -> Result<(), QueryTextError> {
+pub(crate) fn check(text: &str, limits: &QueryLimits) -> Result<(), QueryTextError> {
     if text.len() > limits.max_bytes {
         return Err(QueryTextError::TooLong {
             bytes: text.len(),
@@ -102,7 +102,7 @@ pub fn check(text: &str, limits: &QueryLimits) -> Result<(), QueryTextError> {
 /// The deepest nesting of groups and `NOT` chains: `(`, `field:(` and each
 /// `NOT` that applies to what follows it add a level; quoted phrases and
 /// escaped characters add none.
-pub fn nesting_depth(text: &str) -> usize {
+pub(crate) fn nesting_depth(text: &str) -> usize {
     // The depth at which each open group's contents sit.
     let mut groups: Vec<usize> = vec![0];
     let mut pending_not = 0usize;

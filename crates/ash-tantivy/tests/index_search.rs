@@ -7,9 +7,9 @@ use std::collections::BTreeMap;
 use ash_mih::code::BinaryCode;
 use ash_mih::synth::{generate, Spread};
 use ash_tantivy::hybrid::{self, Mode};
-use ash_tantivy::knn::{knn, knn_explained, KnnRequest};
-use ash_tantivy::restrict::FilterStrategy;
+use ash_tantivy::FilterStrategy;
 use ash_tantivy::{add_hash_field, FilterKey, FilterStats, HashField, HashIndex, Hit, Remember};
+use ash_tantivy::{knn, knn_explained, KnnRequest};
 use tantivy::collector::TopDocs;
 use tantivy::indexer::NoMergePolicy;
 use tantivy::query::{BooleanQuery, ConstScoreQuery, Occur, Query, QueryParser, TermQuery};
@@ -603,23 +603,23 @@ fn explain_boost_cache_and_sorting_refusal() {
     // The cache holds the segments of live searchers only, opened when the
     // searcher is made (not at the first query), so a searcher made before
     // a merge still answers after the merge collected its segments' files.
-    assert_eq!(index.cache().len(), 4);
+    assert_eq!(index.cached_segments(), 4);
     let before = knn(&index, &searcher, &cs[0], &nearest(3)).unwrap();
     w.merge(&index.index().searchable_segment_ids().unwrap())
         .wait()
         .unwrap();
     w.garbage_collect_files().wait().unwrap();
     index.reload().unwrap();
-    assert_eq!(index.cache().len(), 5, "the old searcher still holds 4");
+    assert_eq!(index.cached_segments(), 5, "the old searcher still holds 4");
     assert_eq!(knn(&index, &searcher, &cs[0], &nearest(3)).unwrap(), before);
     drop(searcher);
     // tantivy collects dead generations every second, in the background.
     let started = std::time::Instant::now();
-    while index.cache().len() != 1 {
+    while index.cached_segments() != 1 {
         assert!(
             started.elapsed().as_secs() < 10,
             "{} cached",
-            index.cache().len()
+            index.cached_segments()
         );
         std::thread::sleep(std::time::Duration::from_millis(50));
     }

@@ -3,7 +3,7 @@
 //! A file is DICOM when `DICM` stands at byte 128 (the Part 10 preamble),
 //! whatever its name: PACS exports often have no extension. The header is
 //! parsed up to the pixel data ([`DicomHeader`]) for the attributes an
-//! index maps to its fields; [`decode`] then reads the whole object and
+//! index maps to its fields; [`crate::decode_frame`] then reads the whole object and
 //! decodes one frame: native (implicit and explicit VR little endian,
 //! explicit big endian, deflated), JPEG baseline, extended and lossless,
 //! JPEG 2000 and RLE; RGB, YBR and monochrome; 8 and 16 bits. The modality
@@ -135,14 +135,18 @@ impl DicomHeader {
 /// Bytes one decoded frame of a DICOM object takes, once its structure
 /// and declared size are checked against `limits`: what a caller reserves
 /// before decoding.
-pub fn decoded_frame_bytes(bytes: &[u8], limits: &ImageLimits) -> Result<u64, ImageError> {
+pub(crate) fn decoded_frame_bytes(bytes: &[u8], limits: &ImageLimits) -> Result<u64, ImageError> {
     let scanned = scan::scan(bytes, limits.max_file_bytes)?;
     scanned.check_limits(limits)?;
     Ok(scanned.decoded_frame_bytes())
 }
 
 /// Decodes frame `frame` (from 0) of a DICOM file, within `limits`.
-pub fn decode(bytes: &[u8], limits: &ImageLimits, frame: u32) -> Result<DynamicImage, ImageError> {
+pub(crate) fn decode(
+    bytes: &[u8],
+    limits: &ImageLimits,
+    frame: u32,
+) -> Result<DynamicImage, ImageError> {
     let scanned = scan::scan(bytes, limits.max_file_bytes)?;
     let object = open(bytes, false)?;
     let header = DicomHeader { object, frames: 1 };
