@@ -5,7 +5,10 @@
 //! the allow-list (every filter collected first). One process, one run,
 //! same data and queries, one thread.
 //!
-//! cargo run --release --example bench_index [N] [QUERIES]
+//! cargo run --release --example bench_index [N] [QUERIES] [COMMITS]
+//!
+//! Two indexing threads write each commit's documents, so COMMITS (default
+//! 2) commits make twice as many segments.
 
 use std::time::Instant;
 
@@ -111,8 +114,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let started = Instant::now();
     let mut w = index.index().writer_with_num_threads(2, 400_000_000)?;
     w.set_merge_policy(Box::new(NoMergePolicy));
-    // Two indexing threads and two commits: four segments.
-    let per_segment = n.div_ceil(2);
+    // Two indexing threads and COMMITS commits: twice as many segments.
+    let commits: usize = args.get(3).map_or(Ok(2), |a| a.parse())?;
+    let per_segment = n.div_ceil(commits.max(1));
     for (i, c) in codes.iter().enumerate() {
         let mut doc = TantivyDocument::new();
         doc.add_text(id, format!("r{i}"));

@@ -81,7 +81,7 @@ pub use batch::{search_batch, BatchQuery};
 pub use build::MihBuilder;
 pub use file::{open_mmap, MihFileError};
 pub use format::FormatError;
-pub use search::{DocSet, SearchOptions, SearchStats, Strategy};
+pub use search::{DocSet, SearchOptions, SearchStats, SegmentHit, Strategy};
 pub use substring::Substring;
 
 use crate::code::{BinaryCode, CodeError};
@@ -240,4 +240,49 @@ impl<D: AsRef<[u8]>> MihIndex<D> {
         }
         Ok(())
     }
+}
+/// The `k` nearest codes to `query` across several tables — the segments
+/// of one collection — searched in lockstep with one shared k-th distance,
+/// each with its own options (allow-list, deletes, strategy); ordered by
+/// (distance, table, doc). `max_distance` bounds every table. The tables
+/// must hold codes of the query's length. Returns what the search did in
+/// each table, in the order given.
+///
+/// ```
+/// use ash_mih::code::BinaryCode;
+/// use ash_mih::{knn_segments, MihBuilder, MihIndex, SearchOptions};
+///
+/// let table = |hexes: &[&str]| {
+///     let codes: Vec<BinaryCode> =
+///         hexes.iter().map(|h| BinaryCode::from_hex(h, 16).unwrap()).collect();
+///     MihIndex::open(MihBuilder::new(16).unwrap().build(&codes).unwrap()).unwrap()
+/// };
+/// let (a, b) = (table(&["ffff", "0f0f"]), table(&["0f0e", "00ff"]));
+/// let opts = SearchOptions::default();
+/// let query = BinaryCode::from_hex("0f0f", 16).unwrap();
+/// let (hits, _) = knn_segments(&[(&a, opts), (&b, opts)], &query, 2, None).unwrap();
+/// let found: Vec<_> = hits.iter().map(|h| (h.segment, h.doc, h.distance)).collect();
+/// assert_eq!(found, [(0, 1, 0), (1, 0, 1)]);
+/// ```
+pub fn knn_segments<D: AsRef<[u8]>>(
+    tables: &[(&MihIndex<D>, SearchOptions<'_>)],
+    query: &BinaryCode,
+    k: usize,
+    max_distance: Option<u32>,
+) -> Result<(Vec<SegmentHit>, Vec<SearchStats>), MihError> {
+    for (table, _) in tables {
+        table.check_query(query)?;
+    }
+    let limit = max_distance
+        .unwrap_or(query.bits() as u32)
+        .min(query.bits() as u32);
+    let parts: Vec<search::Part<'_>> = tables
+        .iter()
+        .map(|(table, opts)| search::Part {
+            data: table.data.as_ref(),
+            header: &table.header,
+            opts,
+        })
+        .collect();
+    search::knn_segments(&parts, query, k, limit)
 }

@@ -10,7 +10,11 @@ use super::format::{get_u32, get_u64, Directory, FormatError, Header};
 use super::kernel::{self, prefetch};
 use super::substring::{neighbours, Substring};
 use super::{Hit, MihError};
+
+mod lockstep;
 use crate::code::BinaryCode;
+pub use lockstep::SegmentHit;
+pub(super) use lockstep::{knn_segments, Part};
 
 /// A set of doc ids a search may return (an alive-set, for deletes).
 pub trait DocSet: Sync {
@@ -333,6 +337,24 @@ impl<'a, const W: usize> Searcher<'a, W> {
         Ok(())
     }
 
+    /// Whether a k-NN under `strategy` should scan rather than probe: a
+    /// small table, or a filter so selective that k matches would take
+    /// more candidates than a scan costs.
+    fn prefers_scan(&self, k: usize, strategy: Strategy) -> bool {
+        match strategy {
+            Strategy::Scan => true,
+            Strategy::Mih => false,
+            Strategy::Auto => {
+                let selectivity = self
+                    .allow
+                    .map_or(1.0, |a| (a.len() as f64 / self.n as f64).min(1.0));
+                let least_candidates = k as f64 / selectivity;
+                self.n < self.cost.min_mih_codes
+                    || least_candidates * self.cost.candidate_ns(self.codes.len()) > self.scan_ns()
+            }
+        }
+    }
+
     fn work_ns(&self) -> f64 {
         self.stats.probes as f64 * self.cost.probe_ns
             + self.stats.candidates as f64 * self.cost.candidate_ns(self.codes.len())
@@ -445,16 +467,16 @@ pub(super) fn range(
 }
 
 /// Collects k-NN results by distance and keeps the bound at the k-th
-/// distance found so far.
-struct KnnHits {
+/// distance found so far. `T` names a hit: a doc, or a (segment, doc).
+struct KnnHits<T = u32> {
     k: usize,
     limit: u32,
-    by_distance: Vec<Vec<u32>>,
+    by_distance: Vec<Vec<T>>,
     found: usize,
     bound: u32,
 }
 
-impl KnnHits {
+impl<T: Ord + Copy> KnnHits<T> {
     fn new(k: usize, limit: u32) -> Self {
         Self {
             k,
@@ -467,8 +489,8 @@ impl KnnHits {
 
     /// Adds a hit within the bound; returns the new bound (the k-th distance
     /// once k hits are known, else the limit).
-    fn add(&mut self, doc: u32, d: u32) -> u32 {
-        self.by_distance[d as usize].push(doc);
+    fn add(&mut self, hit: T, d: u32) -> u32 {
+        self.by_distance[d as usize].push(hit);
         self.found += 1;
         if self.found >= self.k && (d < self.bound || self.found == self.k) {
             self.bound = self.kth();
@@ -478,8 +500,8 @@ impl KnnHits {
 
     fn kth(&self) -> u32 {
         let mut seen = 0;
-        for (d, docs) in self.by_distance.iter().enumerate() {
-            seen += docs.len();
+        for (d, hits) in self.by_distance.iter().enumerate() {
+            seen += hits.len();
             if seen >= self.k {
                 return d as u32;
             }
@@ -491,21 +513,28 @@ impl KnnHits {
         self.by_distance.iter().take(r + 1).map(Vec::len).sum()
     }
 
-    fn into_hits(self) -> Vec<Hit> {
+    /// The k best as (distance, hit), by distance then hit.
+    fn into_best(self) -> Vec<(u32, T)> {
         let mut out = Vec::with_capacity(self.k.min(self.found));
-        for (d, mut docs) in self.by_distance.into_iter().enumerate() {
-            docs.sort_unstable();
-            for doc in docs {
+        for (d, mut hits) in self.by_distance.into_iter().enumerate() {
+            hits.sort_unstable();
+            for hit in hits {
                 if out.len() == self.k {
                     return out;
                 }
-                out.push(Hit {
-                    distance: d as u32,
-                    doc,
-                });
+                out.push((d as u32, hit));
             }
         }
         out
+    }
+}
+
+impl KnnHits<u32> {
+    fn into_hits(self) -> Vec<Hit> {
+        self.into_best()
+            .into_iter()
+            .map(|(distance, doc)| Hit { distance, doc })
+            .collect()
     }
 }
 
@@ -522,19 +551,7 @@ fn knn_w<const W: usize>(
     if k == 0 || s.n == 0 || s.allow.is_some_and(|a| a.is_empty()) {
         return Ok((Vec::new(), s.stats));
     }
-    let use_scan = match opts.strategy {
-        Strategy::Scan => true,
-        Strategy::Mih => false,
-        Strategy::Auto => {
-            let selectivity = s
-                .allow
-                .map_or(1.0, |a| (a.len() as f64 / s.n as f64).min(1.0));
-            let least_candidates = k as f64 / selectivity;
-            s.n < s.cost.min_mih_codes
-                || least_candidates * s.cost.candidate_ns(s.codes.len()) > s.scan_ns()
-        }
-    };
-    if use_scan {
+    if s.prefers_scan(k, opts.strategy) {
         return Ok(scan_knn(s, k, limit));
     }
 

@@ -170,6 +170,9 @@ pub fn knn_explained(
     if req.k == 0 {
         return Ok((Vec::new(), Vec::new()));
     }
+    if req.filter.is_none() && req.text.is_none() && searcher.segment_readers().len() > 1 {
+        return knn_lockstep(index, searcher, code, req);
+    }
     let mut restrictions = Vec::new();
     if let Some(q) = req.filter {
         restrictions.push(Restriction::filter(q, searcher, index.collect_schema())?);
@@ -239,6 +242,66 @@ pub fn knn_explained(
             distance: Some(n.distance),
             text_score: n.text_score,
             score: 1.0 - n.distance as f32 / bits,
+        })
+        .collect();
+    Ok((hits, plans))
+}
+
+/// Image-only k-NN over several segments: the engine searches them in
+/// lockstep with one shared k-th distance ([`ash_mih::knn_segments`]), so
+/// no segment searches past the collection's k-th nearest.
+fn knn_lockstep(
+    index: &HashIndex,
+    searcher: &Searcher,
+    code: &BinaryCode,
+    req: &KnnRequest,
+) -> Result<(Vec<Hit>, Vec<SegmentPlan>), IndexError> {
+    let readers = searcher.segment_readers();
+    let codes = readers
+        .iter()
+        .map(|r| index.codes(r))
+        .collect::<Result<Vec<_>, _>>()?;
+    let searchable: Vec<Option<Searchable<'_>>> = readers
+        .iter()
+        .zip(&codes)
+        .map(|(r, c)| Searchable::of(r.alive_bitset(), &c.none))
+        .collect();
+    let parts: Vec<_> = codes
+        .iter()
+        .zip(&searchable)
+        .map(|(c, s)| {
+            let opts = SearchOptions {
+                alive: s.as_ref().map(|s| s as &dyn ash_mih::DocSet),
+                ..SearchOptions::default()
+            };
+            (&c.table, opts)
+        })
+        .collect();
+    let (found, stats) = ash_mih::knn_segments(&parts, code, req.k, req.max_distance)?;
+    let plans = readers
+        .iter()
+        .zip(stats)
+        .enumerate()
+        .map(|(ord, (reader, engine))| SegmentPlan {
+            segment: ord as u32,
+            docs: reader.max_doc(),
+            share: None,
+            strategy: None,
+            rounds: 0,
+            depth: 0,
+            fell_back: false,
+            remembered: false,
+            engine,
+        })
+        .collect();
+    let bits = index.field().bits as f32;
+    let hits = found
+        .into_iter()
+        .map(|h| Hit {
+            address: DocAddress::new(h.segment, h.doc),
+            distance: Some(h.distance),
+            text_score: None,
+            score: 1.0 - h.distance as f32 / bits,
         })
         .collect();
     Ok((hits, plans))
