@@ -429,6 +429,37 @@ mod tests {
         assert_eq!(ignored.check(false, &LIMITS).unwrap().mode, Mode::Filter);
     }
 
+    /// Bodies a hostile client sends: nested past serde_json's depth limit,
+    /// cut short, of the wrong types, huge numbers. Each is refused as
+    /// malformed, never a panic.
+    #[test]
+    fn hostile_bodies_are_refused_as_malformed() {
+        let deep = format!(
+            "{{\"like\": {}1{}}}",
+            "[".repeat(100_000),
+            "]".repeat(100_000)
+        );
+        for body in [
+            deep.as_bytes(),
+            br#"{"like": "case-01", "k": "#,
+            br#"{"k": "ten"}"#,
+            br#"{"k": 1e400}"#,
+            br#"{"radius": 99999999999}"#,
+            br#"{"explain": "yes"}"#,
+            br#"["like", "case-01"]"#,
+            b"\xff\xfe",
+        ] {
+            assert!(
+                matches!(
+                    SearchRequest::from_json(body),
+                    Err(RequestError::Malformed(_))
+                ),
+                "{}",
+                String::from_utf8_lossy(&body[..body.len().min(40)])
+            );
+        }
+    }
+
     #[test]
     fn a_form_means_what_the_same_json_means() {
         let form = SearchRequest::from_form([

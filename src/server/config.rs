@@ -114,6 +114,10 @@ impl Default for ServeConfig {
     }
 }
 
+/// The largest `serve.json` read: far above any real one, so a path to a
+/// device or a huge file is refused rather than read into memory.
+pub const MAX_CONFIG_BYTES: u64 = 1 << 20;
+
 /// The server configuration's JSON Schema.
 pub const SERVE_SCHEMA: &str = include_str!("../../schemas/serve.schema.json");
 
@@ -121,13 +125,14 @@ pub const SERVE_SCHEMA: &str = include_str!("../../schemas/serve.schema.json");
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum ServeConfigError {
-    /// The file could not be read.
+    /// The file could not be read: missing, not a regular file, or over
+    /// [`MAX_CONFIG_BYTES`].
     #[error("{}: {source}", path.display())]
     Read {
         /// The file.
         path: PathBuf,
         /// Why.
-        source: std::io::Error,
+        source: ash_image::untrusted::FileError,
     },
     /// The file is not JSON.
     #[error("{}: {source}", path.display())]
@@ -219,12 +224,15 @@ impl ServeConfig {
     /// }
     /// ```
     pub fn load(path: &Path) -> Result<Self, ServeConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|source| ServeConfigError::Read {
-            path: path.to_path_buf(),
-            source,
-        })?;
+        let bytes =
+            ash_image::untrusted::read_capped(path, MAX_CONFIG_BYTES).map_err(|source| {
+                ServeConfigError::Read {
+                    path: path.to_path_buf(),
+                    source,
+                }
+            })?;
         let value: serde_json::Value =
-            serde_json::from_str(&text).map_err(|source| ServeConfigError::Json {
+            serde_json::from_slice(&bytes).map_err(|source| ServeConfigError::Json {
                 path: path.to_path_buf(),
                 source,
             })?;
@@ -372,6 +380,48 @@ mod tests {
         assert_eq!(max("max_image_side"), u64::from(ingest.max_side));
         assert_eq!(max("max_upload_pixels"), ingest.max_pixels);
         assert_eq!(max("max_image_bytes"), ingest.max_file_bytes);
+    }
+
+    /// A config path that is a device, a folder or a huge file is refused
+    /// at once, without reading it; deeply nested JSON is refused too.
+    #[test]
+    fn hostile_config_files_are_refused_without_reading_them() {
+        use ash_image::untrusted::FileError;
+        for path in ["/dev/zero", "/"] {
+            assert!(
+                matches!(
+                    ServeConfig::load(Path::new(path)),
+                    Err(ServeConfigError::Read {
+                        source: FileError::NotRegular(_),
+                        ..
+                    })
+                ),
+                "{path}"
+            );
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let huge = dir.path().join("huge.json");
+        std::fs::write(&huge, vec![b' '; MAX_CONFIG_BYTES as usize + 1]).unwrap();
+        assert!(matches!(
+            ServeConfig::load(&huge),
+            Err(ServeConfigError::Read {
+                source: FileError::TooLarge { .. },
+                ..
+            })
+        ));
+        let nested = dir.path().join("nested.json");
+        let deep = format!("{}{}", "[".repeat(100_000), "]".repeat(100_000));
+        std::fs::write(&nested, deep).unwrap();
+        assert!(matches!(
+            ServeConfig::load(&nested),
+            Err(ServeConfigError::Json { .. })
+        ));
+        let cut = dir.path().join("cut.json");
+        std::fs::write(&cut, br#"{"max_k": 5"#).unwrap();
+        assert!(matches!(
+            ServeConfig::load(&cut),
+            Err(ServeConfigError::Json { .. })
+        ));
     }
 
     #[test]

@@ -214,9 +214,3 @@ pub enum EncodeFailure {
     #[error(transparent)]
     Encoder(#[from] EncoderError),
 }
-
-impl From<InferenceError> for EncodeFailure {
-    fn from(e: InferenceError) -> Self {
-        EncodeFailure::Encoder(e.into())
-    }
-}

@@ -6,8 +6,7 @@ use ash_mih::code::BinaryCode;
 use ash_mih::synth::{generate, Spread};
 use ash_mih::{MihBuilder, MihIndex, SearchOptions, Strategy as Path};
 use proptest::prelude::*;
-use roaring::RoaringBitmap;
-use support::{brute_force, brute_knn, brute_range};
+use support::{brute_force, brute_knn, brute_range, subset};
 
 const BITS: [usize; 10] = [1, 12, 24, 36, 48, 63, 64, 65, 128, 256];
 
@@ -37,18 +36,6 @@ fn code_set() -> impl Strategy<Value = (usize, Vec<BinaryCode>, Vec<BinaryCode>)
             queries.extend(codes.iter().take(2).copied());
             (bits, codes, queries)
         })
-}
-
-fn subset(n: usize, seed: u64, keep_per_mille: u64) -> RoaringBitmap {
-    (0..n as u32)
-        .filter(|&d| {
-            (d as u64)
-                .wrapping_mul(0x9E37_79B9_7F4A_7C15)
-                .wrapping_add(seed)
-                % 1000
-                < keep_per_mille
-        })
-        .collect()
 }
 
 proptest! {

@@ -9,19 +9,7 @@ use ash_mih::synth::{generate, Spread};
 use ash_mih::{knn_segments, MihBuilder, MihIndex, SearchOptions, SegmentHit, Strategy as Path};
 use proptest::prelude::*;
 use roaring::RoaringBitmap;
-use support::brute_force;
-
-fn subset(n: usize, seed: u64, keep_per_mille: u64) -> RoaringBitmap {
-    (0..n as u32)
-        .filter(|&d| {
-            (d as u64)
-                .wrapping_mul(0x9E37_79B9_7F4A_7C15)
-                .wrapping_add(seed)
-                % 1000
-                < keep_per_mille
-        })
-        .collect()
-}
+use support::{brute_force, subset};
 
 /// The k best of every table's admitted codes, by (distance, table, doc).
 fn brute_segments(

@@ -34,6 +34,18 @@ struct Near {
     text_score: Option<Score>,
 }
 
+impl Near {
+    /// The hit a caller sees: scored 1 − distance/bits.
+    fn into_hit(self, bits: f32) -> Hit {
+        Hit {
+            address: self.address,
+            distance: Some(self.distance),
+            text_score: self.text_score,
+            score: 1.0 - self.distance as f32 / bits,
+        }
+    }
+}
+
 /// What a k-NN search asks.
 #[derive(Default)]
 pub struct KnnRequest<'a> {
@@ -78,6 +90,24 @@ pub struct SegmentPlan {
     pub remembered: bool,
     /// What the Hamming search did (summed over rounds).
     pub engine: SearchStats,
+}
+
+impl SegmentPlan {
+    /// The plan of segment `segment` of `docs` docs before anything is
+    /// done in it: no filter, no rounds, no engine work yet.
+    fn unfiltered(segment: u32, docs: u32) -> Self {
+        SegmentPlan {
+            segment,
+            docs,
+            share: None,
+            strategy: None,
+            rounds: 0,
+            depth: 0,
+            fell_back: false,
+            remembered: false,
+            engine: SearchStats::default(),
+        }
+    }
 }
 
 fn order(a: &Near, b: &Near) -> Ordering {
@@ -235,15 +265,7 @@ pub fn knn_explained(
     found.sort_by(order);
     found.truncate(req.k);
     let bits = field.bits as f32;
-    let hits = found
-        .into_iter()
-        .map(|n| Hit {
-            address: n.address,
-            distance: Some(n.distance),
-            text_score: n.text_score,
-            score: 1.0 - n.distance as f32 / bits,
-        })
-        .collect();
+    let hits = found.into_iter().map(|n| n.into_hit(bits)).collect();
     Ok((hits, plans))
 }
 
@@ -283,25 +305,20 @@ fn knn_lockstep(
         .zip(stats)
         .enumerate()
         .map(|(ord, (reader, engine))| SegmentPlan {
-            segment: ord as u32,
-            docs: reader.max_doc(),
-            share: None,
-            strategy: None,
-            rounds: 0,
-            depth: 0,
-            fell_back: false,
-            remembered: false,
             engine,
+            ..SegmentPlan::unfiltered(ord as u32, reader.max_doc())
         })
         .collect();
     let bits = index.field().bits as f32;
     let hits = found
         .into_iter()
-        .map(|h| Hit {
-            address: DocAddress::new(h.segment, h.doc),
-            distance: Some(h.distance),
-            text_score: None,
-            score: 1.0 - h.distance as f32 / bits,
+        .map(|h| {
+            Near {
+                address: DocAddress::new(h.segment, h.doc),
+                distance: h.distance,
+                text_score: None,
+            }
+            .into_hit(bits)
         })
         .collect();
     Ok((hits, plans))
@@ -329,17 +346,7 @@ impl SegmentSearch<'_> {
         strategy: FilterStrategy,
     ) -> Result<(Vec<(DocId, u32)>, SegmentPlan), IndexError> {
         let docs = self.reader.max_doc();
-        let mut plan = SegmentPlan {
-            segment: ord,
-            docs,
-            share: None,
-            strategy: None,
-            rounds: 0,
-            depth: 0,
-            fell_back: false,
-            remembered: false,
-            engine: SearchStats::default(),
-        };
+        let mut plan = SegmentPlan::unfiltered(ord, docs);
         let mut hits = if self.restrictions.is_empty() {
             self.allowed(None, &mut plan)?
         } else {

@@ -42,3 +42,17 @@ pub fn brute_knn(all: &[Hit], k: usize, max_distance: u32) -> Vec<Hit> {
 pub fn brute_range(all: &[Hit], r: u32) -> Vec<Hit> {
     all.iter().filter(|h| h.distance <= r).copied().collect()
 }
+
+/// A deterministic pseudo-random subset of 0..n, about `keep_per_mille`
+/// in a thousand, different for each `seed`.
+pub fn subset(n: usize, seed: u64, keep_per_mille: u64) -> RoaringBitmap {
+    (0..n as u32)
+        .filter(|&d| {
+            (d as u64)
+                .wrapping_mul(0x9E37_79B9_7F4A_7C15)
+                .wrapping_add(seed)
+                % 1000
+                < keep_per_mille
+        })
+        .collect()
+}
