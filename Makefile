@@ -10,9 +10,12 @@ CACHE := .cache
 BENCH_VENV := $(CACHE)/venv-bench
 DEMO_VENV := $(CACHE)/venv-demo
 PLUGIN_VENV := $(CACHE)/venv-plugin
+WHEEL_VENV := $(CACHE)/venv-wheel
+PY_CRATE := crates/ash-py
 BIN := target/release/ash-search
 
-.PHONY: all build demo test check lint package-check bench fuzz-build clean plugin-test ort ort-old browser-test
+.PHONY: all build demo test check lint package-check bench fuzz-build clean plugin-test ort ort-old browser-test \
+	wheel python-install python-test
 
 # ONNX Runtime's shared library, from the onnxruntime wheel on PyPI (the
 # binary reads it at run time; see src/encoder/runtime.rs for the search order).
@@ -70,12 +73,13 @@ lint:
 package-check:
 	$(CARGO) package --locked -p ash-mih -p ash-tantivy -p ash-image -p ash-encoder --allow-dirty --no-verify --quiet
 
-test: lint package-check plugin-test $(ORT_LIB) $(ORT_OLD_LIB)
+test: lint package-check plugin-test python-test $(ORT_LIB) $(ORT_OLD_LIB)
 	scripts/ensure_dicom_tools.sh
 	$(CARGO) test --locked --workspace --all-targets
 	$(CARGO) test --locked --workspace --doc
 	$(CARGO) run --locked --quiet -p ash-mih --example mih_only
 	$(CARGO) run --locked --quiet -p ash-tantivy --example embed_tantivy
+	$(CARGO) run --locked --quiet --release --example embed_images
 	$(MAKE) browser-test
 
 # The inner loop: formatting, lints, every library crate's own tests (the
@@ -111,8 +115,33 @@ $(PLUGIN_VENV)/.ready: plugin/requirements.txt $(wildcard plugin/requirements/*.
 	$(PLUGIN_VENV)/bin/pip install --quiet --disable-pip-version-check -r plugin/requirements.txt
 	touch $@
 
-# The Ray tests (plugin/tests/test_distributed_ray.py) run the release binary.
-plugin-test: $(PLUGIN_VENV)/.ready build
+# The Python module `ash_search` (crates/ash-py): an abi3 wheel for
+# CPython 3.10 and later, built by maturin into target/wheels/.
+$(WHEEL_VENV)/.ready: $(PY_CRATE)/requirements-build.txt
+	$(PYTHON) -m venv $(WHEEL_VENV)
+	$(WHEEL_VENV)/bin/pip install --quiet --disable-pip-version-check -r $(PY_CRATE)/requirements-build.txt
+	touch $@
+
+wheel: $(WHEEL_VENV)/.ready
+	rm -f target/wheels/ash_search-*.whl
+	$(WHEEL_VENV)/bin/maturin build --quiet --release --locked -m $(PY_CRATE)/Cargo.toml --out target/wheels
+
+# ...installed into the plugin's venv, where its tests, ash.evaluate and
+# ash.serve import it.
+python-install: wheel $(PLUGIN_VENV)/.ready
+	$(PLUGIN_VENV)/bin/pip install --quiet --disable-pip-version-check --force-reinstall --no-deps target/wheels/ash_search-*.whl
+
+# The module's tests, then the wheel in a fresh venv running the README's
+# Python example.
+python-test: python-install build $(ORT_LIB)
+	$(PLUGIN_VENV)/bin/ruff check $(PY_CRATE) && $(PLUGIN_VENV)/bin/ruff format --check $(PY_CRATE)
+	cd $(PY_CRATE)/tests && ../../../$(PLUGIN_VENV)/bin/python -m pytest -q
+	$(PLUGIN_VENV)/bin/python -c "import doctest, ash_search, sys; sys.exit(doctest.testmod(ash_search).failed)"
+	scripts/check_wheel.sh
+
+# The Ray tests (plugin/tests/test_distributed_ray.py) run the release binary;
+# ash.serve's tests (plugin/tests/test_serve_ray.py) the Python module.
+plugin-test: $(PLUGIN_VENV)/.ready build python-install
 	$(PLUGIN_VENV)/bin/ruff check scripts bench tests && $(PLUGIN_VENV)/bin/ruff format --check scripts bench tests
 	cd plugin && ../$(PLUGIN_VENV)/bin/ruff check . && ../$(PLUGIN_VENV)/bin/ruff format --check .
 	cd plugin && ../$(PLUGIN_VENV)/bin/python -m pytest -q

@@ -14,6 +14,7 @@
 //!
 //! - [`config`]: an index's configuration and the tantivy schema it makes;
 //! - [`ingest`]: records and images → the index, as a pipeline;
+//! - [`embed`]: the same for another tantivy application's documents;
 //! - [`store`]: an index directory with its configuration and encoder;
 //! - [`search`]: a search as users state it, hits as JSON;
 //! - [`server`]: the HTTP API and the web page.
@@ -21,6 +22,7 @@
 #![forbid(unsafe_code)]
 
 pub mod config;
+pub mod embed;
 pub mod error;
 pub mod ingest;
 pub mod search;

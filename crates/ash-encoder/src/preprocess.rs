@@ -67,7 +67,13 @@ impl Preprocessor {
     /// [`Preprocessor::tensor`] of frame `frame` (from 0); see [`decode_frame`].
     pub fn tensor_frame(&self, bytes: &[u8], frame: u32) -> Result<Vec<f32>, ImageError> {
         let image = decode_frame(bytes, &self.limits, frame)?;
-        Ok(self.normalise(&self.resize(&image)?))
+        self.image_tensor(&image)
+    }
+
+    /// The tensor of an image already decoded (pixels a caller holds, a
+    /// numpy array from Python).
+    pub fn image_tensor(&self, image: &DynamicImage) -> Result<Vec<f32>, ImageError> {
+        Ok(self.normalise(&self.resize(image)?))
     }
 
     /// The image at the model's size and channel count, 8 bits a sample.

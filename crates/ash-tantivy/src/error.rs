@@ -4,6 +4,7 @@
 
 use ash_mih::code::CodeError;
 use ash_mih::MihError;
+use tantivy::directory::error::OpenReadError;
 use tantivy::query::QueryParserError;
 use tantivy::TantivyError;
 
@@ -126,6 +127,17 @@ fn tantivy_kind(e: &TantivyError) -> ErrorKind {
     match e {
         TantivyError::LockFailure(..) => ErrorKind::Busy,
         TantivyError::DataCorruption(_) => ErrorKind::Corrupt,
+        // A file tantivy cannot read as one of its own (a damaged footer, a
+        // format it does not know) is damaged data, not a failing disk.
+        TantivyError::OpenReadError(OpenReadError::IoError { io_error, .. })
+            if io_error.kind() == std::io::ErrorKind::InvalidData =>
+        {
+            ErrorKind::Corrupt
+        }
+        TantivyError::OpenReadError(OpenReadError::IncompatibleIndex(_)) => ErrorKind::Corrupt,
+        TantivyError::IoError(e) if e.kind() == std::io::ErrorKind::InvalidData => {
+            ErrorKind::Corrupt
+        }
         TantivyError::IoError(_)
         | TantivyError::OpenDirectoryError(_)
         | TantivyError::OpenReadError(_)
@@ -140,5 +152,32 @@ fn tantivy_kind(e: &TantivyError) -> ErrorKind {
 impl From<QueryParserError> for IndexError {
     fn from(e: QueryParserError) -> Self {
         IndexError::QueryText(QueryTextError::Syntax(e))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io;
+    use std::sync::Arc;
+
+    use super::*;
+
+    fn open_read(kind: io::ErrorKind) -> IndexError {
+        IndexError::Tantivy(TantivyError::OpenReadError(OpenReadError::IoError {
+            io_error: Arc::new(io::Error::new(kind, "footer magic byte mismatch")),
+            filepath: "x.mih".into(),
+        }))
+    }
+
+    #[test]
+    fn a_file_tantivy_cannot_read_as_its_own_is_corrupt_a_failing_read_is_io() {
+        assert_eq!(
+            open_read(io::ErrorKind::InvalidData).kind(),
+            ErrorKind::Corrupt
+        );
+        assert_eq!(
+            open_read(io::ErrorKind::PermissionDenied).kind(),
+            ErrorKind::Io
+        );
     }
 }
