@@ -310,6 +310,16 @@ impl PyIndex {
         })
     }
 
+    /// The packed code of the live document with this id.
+    fn code(&self, py: Python<'_>, id: &str) -> PyResult<Vec<u8>> {
+        py.detach(|| {
+            let searcher = self.store.index.reader().searcher();
+            search::code_of(&self.store, &searcher, id)
+                .map(|c| c.to_packed())
+                .map_err(raise)
+        })
+    }
+
     /// k-NN (within `radius` when given) for each of `n` packed codes laid
     /// end to end in `codes`; the queries run in parallel. Returns each
     /// query's ids and distances, nearest first.

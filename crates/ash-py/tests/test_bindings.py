@@ -105,6 +105,9 @@ def test_codes_as_bytes_hex_and_numpy_are_the_same(tmp_path: Path) -> None:
     code = np.array([1, 2, 3, 4, 5, 6], np.uint8)
     index.ingest([{"id": "a", "code": code}, {"id": "b", "code": bytes(code)}, {"id": "c", "code": bytes(code).hex()}])
     assert [h.distance for h in index.search(code=code, k=3)] == [0, 0, 0]
+    assert index.code("b").tolist() == code.tolist()
+    with pytest.raises(errors.NotFound):
+        index.code("nobody")
 
 
 def test_delete_then_commit(tmp_path: Path) -> None:

@@ -394,6 +394,11 @@ class Index:
         hits = [Hit(h["id"], h["distance"], h["score"], h["fields"]) for h in out["hits"]]
         return SearchResult(hits, out["took_ms"], out.get("explain"))
 
+    def code(self, id: str) -> npt.NDArray[np.uint8]:
+        """The packed code of the live document ``id`` (:class:`NotFound`
+        when there is none)."""
+        return np.frombuffer(bytes(self._native.code(id)), np.uint8).copy()
+
     def search_many(
         self, codes: npt.NDArray[np.uint8] | Sequence[bytes], k: int = 10, radius: int | None = None
     ) -> tuple[list[list[str]], npt.NDArray[np.int64]]:

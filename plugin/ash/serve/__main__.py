@@ -1,0 +1,112 @@
+"""``python -m ash.serve``: build and update a sharded index, and query it
+through a Ray cluster.
+
+    python -m ash.serve build ROOT --schema index.json --shards S RECORDS.jsonl...
+    python -m ash.serve build ROOT RECORDS.jsonl...          # more records into existing shards
+    python -m ash.serve delete ROOT ID...
+    python -m ash.serve search ROOT (--code HEX | --like ID) [--text T] [--filter F] [-k K]
+                               [--radius R] [--mode filter|rrf|weighted] [--replicas N] [--address HEAD:6379]
+
+Records are ``ash-search ingest``'s JSONL (images relative to their file).
+Exit codes: 0 done, 1 some records refused, 2 error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from . import shards
+from .front import ShardedSearch, ShardUnavailableError
+
+
+def read_records(path: Path) -> Iterator[dict[str, Any]]:
+    with open(path, encoding="utf-8") as f:
+        for n, line in enumerate(f, 1):
+            if line.strip():
+                try:
+                    yield json.loads(line)
+                except json.JSONDecodeError as e:
+                    raise SystemExit(f"{path}:{n}: not JSON ({e})") from None
+
+
+def build(args: argparse.Namespace) -> int:
+    if (args.root / shards.MANIFEST).exists():
+        if args.schema is not None or args.shards is not None:
+            print(f"{args.root}: exists; --schema and --shards are for a new sharded index", file=sys.stderr)
+            return 2
+        layout = shards.load(args.root)
+    else:
+        if args.schema is None or args.shards is None:
+            print("a new sharded index needs --schema and --shards", file=sys.stderr)
+            return 2
+        layout = shards.create(args.root, json.loads(args.schema.read_text()), args.shards)
+    refused = 0
+    for path in args.records:
+        report = shards.ingest(layout, read_records(path), base=path.resolve().parent)
+        for e in report.errors:
+            print(json.dumps({"input": str(path), "line": e.line, "id": e.id, "reason": e.reason}), file=sys.stderr)
+        refused += len(report.errors)
+        per_shard = ", ".join(map(str, report.indexed))
+        print(f"{path}: indexed {report.total} ({per_shard} per shard), refused {len(report.errors)}")
+    return 1 if refused else 0
+
+
+def search(args: argparse.Namespace) -> int:
+    import ray
+
+    ray.init(address=args.address, include_dashboard=False, log_to_driver=False)
+    front = ShardedSearch(args.root, replicas=args.replicas, cpus_per_replica=args.cpus_per_replica)
+    try:
+        result = front.search(
+            args.code, like=args.like, text=args.text, filter=args.filter, mode=args.mode, k=args.k, radius=args.radius
+        )
+    except ShardUnavailableError as e:
+        print(e, file=sys.stderr)
+        return 2
+    print(json.dumps({"hits": [h.__dict__ for h in result], "took_ms": result.took_ms}))
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m ash.serve", description=__doc__.split("\n")[0])
+    sub = p.add_subparsers(dest="command", required=True)
+    b = sub.add_parser("build", help="make a sharded index, or add records to one")
+    b.add_argument("root", type=Path)
+    b.add_argument("records", type=Path, nargs="*")
+    b.add_argument("--schema", type=Path)
+    b.add_argument("--shards", type=int)
+    d = sub.add_parser("delete", help="delete documents by id")
+    d.add_argument("root", type=Path)
+    d.add_argument("ids", nargs="+")
+    s = sub.add_parser("search", help="one search through a Ray cluster")
+    s.add_argument("root", type=Path)
+    s.add_argument("--code")
+    s.add_argument("--like")
+    s.add_argument("--text")
+    s.add_argument("--filter")
+    s.add_argument("-k", type=int, default=10)
+    s.add_argument("--radius", type=int)
+    s.add_argument("--mode", default="filter", choices=["filter", "rrf", "weighted"])
+    s.add_argument("--replicas", type=int, default=1)
+    s.add_argument("--cpus-per-replica", type=float, default=0.5)
+    s.add_argument("--address", help="the cluster's head (HEAD:6379 or auto); a local Ray when absent")
+    args = p.parse_args(argv)
+    try:
+        if args.command == "build":
+            return build(args)
+        if args.command == "delete":
+            print(f"deleted {shards.delete(shards.load(args.root), args.ids)}")
+            return 0
+        return search(args)
+    except shards.ShardLayoutError as e:
+        print(e, file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,143 @@
+"""Sharded indexes on disk: which shard holds an id, and building or
+updating the shards from records.
+
+A sharded index is a folder holding ``shards.json`` and one ordinary
+ash-search index per shard (``shard-000``, ``shard-001``, …), all made from
+the same configuration. A record goes to shard ``blake2b-64(id) mod S``, so
+an id always lands in the same shard: ingesting a record again replaces it
+there, and a delete goes to one shard.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import ash_search
+
+MANIFEST = "shards.json"
+
+
+class ShardLayoutError(ValueError):
+    """The folder is not a sharded index, or not one of this layout."""
+
+
+def shard_of(doc_id: str, shards: int) -> int:
+    """The shard holding ``doc_id``: the first 8 bytes of its BLAKE2b
+    digest, little-endian, modulo ``shards``.
+
+    >>> [shard_of(i, 4) for i in ("case-00", "case-01", "case-02")]
+    [3, 1, 2]
+    """
+    digest = hashlib.blake2b(doc_id.encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "little") % shards
+
+
+@dataclass(frozen=True)
+class Layout:
+    """A sharded index: its folder, shard count and configuration."""
+
+    root: Path
+    shards: int
+    schema: dict[str, Any]
+
+    def path(self, shard: int) -> Path:
+        return self.root / f"shard-{shard:03d}"
+
+    @property
+    def paths(self) -> list[Path]:
+        return [self.path(s) for s in range(self.shards)]
+
+
+def create(root: Path, schema: Mapping[str, Any], shards: int) -> Layout:
+    """Makes ``root`` a sharded index of ``shards`` empty indexes."""
+    if shards < 1:
+        raise ShardLayoutError(f"shards must be at least 1, got {shards}")
+    if (root / MANIFEST).exists():
+        raise ShardLayoutError(f"{root}: a sharded index exists already")
+    root.mkdir(parents=True, exist_ok=True)
+    layout = Layout(root, shards, dict(schema))
+    for path in layout.paths:
+        ash_search.Index.create(path, schema)
+    # Written last: it is what makes the folder a sharded index.
+    (root / MANIFEST).write_text(json.dumps({"shards": shards, "hash": "blake2b-64 mod shards", "schema": schema}))
+    return layout
+
+
+def load(root: Path) -> Layout:
+    """The sharded index in ``root``."""
+    try:
+        manifest = json.loads((root / MANIFEST).read_text())
+        layout = Layout(root, int(manifest["shards"]), dict(manifest["schema"]))
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        raise ShardLayoutError(f"{root}: not a sharded index ({e})") from e
+    missing = [p for p in layout.paths if not p.is_dir()]
+    if missing:
+        raise ShardLayoutError(f"{root}: shards missing: {', '.join(p.name for p in missing)}")
+    return layout
+
+
+@dataclass
+class BuildReport:
+    """What :func:`ingest` did, per shard and in all."""
+
+    indexed: list[int]
+    errors: list[ash_search.RecordError]
+
+    @property
+    def total(self) -> int:
+        return sum(self.indexed)
+
+
+def ingest(
+    layout: Layout,
+    records: Iterable[Mapping[str, Any]],
+    *,
+    base: Path | None = None,
+    block: int = 10_000,
+) -> BuildReport:
+    """Routes each record to its shard and ingests it there (images encoded
+    by the pinned encoder, relative to ``base``). Records go in blocks of
+    ``block``: each block is committed in every shard before the next."""
+    indexes = [ash_search.Index.open(p) for p in layout.paths]
+    report = BuildReport([0] * layout.shards, [])
+    # Per shard: (the record's number in the input, from 1; the record).
+    pending: list[list[tuple[int, Mapping[str, Any]]]] = [[] for _ in indexes]
+
+    def flush() -> None:
+        for s, rows in enumerate(pending):
+            if rows:
+                r = indexes[s].ingest([rec for _, rec in rows], base=base, commit_every=len(rows))
+                report.indexed[s] += r.indexed
+                # Error lines count within the shard's block: name the input's.
+                report.errors.extend(ash_search.RecordError(rows[e.line - 1][0], e.id, e.reason) for e in r.errors)
+                rows.clear()
+
+    n = 0
+    for n, record in enumerate(records, 1):
+        doc_id = record.get("id")
+        if not isinstance(doc_id, str):
+            report.errors.append(ash_search.RecordError(n, None, "a record has a string id"))
+        else:
+            pending[shard_of(doc_id, layout.shards)].append((n, record))
+        if n % block == 0:
+            flush()
+    flush()
+    return report
+
+
+def delete(layout: Layout, ids: Iterable[str]) -> int:
+    """Deletes documents by id from their shards; returns how many existed."""
+    by_shard: dict[int, list[str]] = {}
+    for doc_id in ids:
+        by_shard.setdefault(shard_of(doc_id, layout.shards), []).append(doc_id)
+    deleted = 0
+    for s, doc_ids in by_shard.items():
+        index = ash_search.Index.open(layout.path(s))
+        deleted += index.delete(doc_ids)
+        index.commit()
+    return deleted
