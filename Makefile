@@ -151,12 +151,13 @@ $(BENCH_VENV)/.ready: bench/requirements.txt
 	$(BENCH_VENV)/bin/pip install --quiet --disable-pip-version-check -r bench/requirements.txt
 	touch $@
 
-bench: build $(BENCH_VENV)/.ready $(PLUGIN_VENV)/.ready $(ORT_LIB)
+bench: build $(BENCH_VENV)/.ready $(PLUGIN_VENV)/.ready $(ORT_LIB) python-install
 	$(CARGO) build --release --locked --example bench_codes --example bench_index --example bench_serve
 	$(BENCH_VENV)/bin/python bench/codes_bench.py
 	$(BENCH_VENV)/bin/python bench/encode_bench.py
 	$(BENCH_VENV)/bin/python bench/model_bench.py
 	$(PLUGIN_VENV)/bin/python bench/ray_bench.py
+	$(PLUGIN_VENV)/bin/python bench/shard_bench.py
 	scripts/ensure_dicom_tools.sh
 	$(PLUGIN_VENV)/bin/python bench/dicom_bench.py
 	$(PLUGIN_VENV)/bin/python bench/pacs_bench.py

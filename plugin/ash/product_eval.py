@@ -2,12 +2,17 @@
 
 The evaluation photographs (``db``, ``query``, ``revisit`` of
 :data:`ash.features.SPLITS`, rendered at 512 px by ``python -m ash.features
---png DIR``) are encoded by the release binary, ``ash-search encode
---json``, exactly as ingestion would encode them: the product's decoder,
-resize, normalisation and ONNX Runtime. The codes it prints are scored by
-:func:`ash.headeval.code_metrics`, the function that scores PyTorch's codes,
-so the two numbers differ only by what the product does differently. The
-encoder's own images/s figure (its last stderr line) is kept.
+--png DIR``) are encoded through the product's Python module,
+``ash_search.Encoder`` (``make python-install``), exactly as ingestion
+would encode them: the product's decoder, resize, normalisation and ONNX
+Runtime. The codes are scored by :func:`ash.headeval.code_metrics`, the
+function that scores PyTorch's codes, so the two numbers differ only by what
+the product does differently. The ``db`` codes are also indexed
+(``ash_search.Index``) and the revisits searched there in one
+``Index.search_many`` batch: ``index_same_eye@10`` is the same measure as
+``same_eye@10`` taken through the index: numpy counts a tie at the 10th
+distance by its expected share, the index breaks it by its document order
+(the db is ingested in a random order, so that order is a random draw).
 """
 
 from __future__ import annotations
@@ -15,8 +20,8 @@ from __future__ import annotations
 import argparse
 import csv
 import json
-import re
-import subprocess
+import tempfile
+import time
 from pathlib import Path
 
 import numpy as np
@@ -24,28 +29,42 @@ import numpy as np
 from . import features
 from .headeval import code_metrics
 
-ROOT = Path(__file__).resolve().parents[2]
-BINARY = ROOT / "target" / "release" / "ash-search"
 PNG_DIR = features.DEFAULT_CACHE / "eval-png"
 
 
-def encode(binary: Path, model: Path, files: list[Path], threads: int = 0) -> tuple[np.ndarray, float]:
-    """Codes (n, bits) of ``files`` in order, and the encoder's images/s."""
-    listing = "\n".join(str(f) for f in files) + "\n"
-    proc = subprocess.run(
-        [str(binary), "encode", "--encoder", str(model), "--json", "--files-from", "-", "--threads", str(threads)],
-        input=listing,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    if proc.returncode != 0:
-        raise RuntimeError(f"ash-search encode failed ({proc.returncode}): {proc.stderr[-2000:]}")
-    rows = [json.loads(line) for line in proc.stdout.splitlines() if line.strip()]
-    bits = int(rows[0]["bits"])
-    codes = np.stack([np.unpackbits(np.frombuffer(bytes.fromhex(r["code"]), np.uint8))[:bits] for r in rows])
-    speed = re.findall(r"images_per_s=([0-9.]+)", proc.stderr)
-    return codes.astype(np.uint8), float(speed[-1]) if speed else float("nan")
+def _ash_search():  # noqa: ANN202 - the module, imported where it is needed
+    try:
+        import ash_search
+    except ImportError as e:
+        raise SystemExit("the ash_search module is missing from this venv: run `make python-install`") from e
+    return ash_search
+
+
+def encode(model: Path, files: list[Path], threads: int = 0) -> tuple[np.ndarray, float]:
+    """Codes (n, bits) of ``files`` in order, as 0/1, and images/s."""
+    encoder = _ash_search().Encoder.open(model, device="cpu", threads=threads)
+    started = time.perf_counter()
+    packed = encoder.encode(files, batch=32)
+    speed = len(files) / (time.perf_counter() - started)
+    codes = np.unpackbits(packed, axis=1)[:, : encoder.bits]
+    return codes.astype(np.uint8), speed
+
+
+def index_same_eye(db_codes: np.ndarray, revisit_codes: np.ndarray, k: int = 10) -> float:
+    """Share of revisits whose own eye's earlier photograph (db row i for
+    revisit i) is among its k nearest in an index of the db codes."""
+    ash_search = _ash_search()
+    bits = db_codes.shape[1]
+    with tempfile.TemporaryDirectory() as tmp:
+        schema = {"fields": [{"name": "id", "type": "keyword", "stored": True}], "hash": {"name": "code", "bits": bits}}
+        index = ash_search.Index.create(Path(tmp) / "db", schema)
+        packed = np.packbits(db_codes, axis=1)
+        # In a random order: the index breaks ties by document order, and
+        # the targets are the first rows.
+        order = np.random.default_rng(0).permutation(len(packed))
+        index.ingest(({"id": f"{i:06d}", "code": packed[i]} for i in order), commit_every=len(packed))
+        ids, _ = index.search_many(np.packbits(revisit_codes, axis=1), k=k)
+    return float(np.mean([f"{i:06d}" in row for i, row in enumerate(ids)]))
 
 
 def split_files(png_dir: Path, name: str) -> tuple[list[Path], np.ndarray]:
@@ -54,15 +73,16 @@ def split_files(png_dir: Path, name: str) -> tuple[list[Path], np.ndarray]:
     return [png_dir / r["path"] for r in rows], np.array([int(r["label"]) for r in rows], dtype=np.int64)
 
 
-def product_metrics(model: Path, binary: Path = BINARY, png_dir: Path = PNG_DIR) -> dict[str, object]:
+def product_metrics(model: Path, png_dir: Path = PNG_DIR) -> dict[str, object]:
     coded = {}
     speeds = []
     for name in ("db", "query", "revisit"):
         files, labels = split_files(png_dir, name)
-        codes, speed = encode(binary, model, files)
+        codes, speed = encode(model, files)
         coded[name] = (codes, labels)
         speeds.append((len(files), speed))
     metrics = code_metrics(coded["query"][0], coded["query"][1], coded["db"][0], coded["db"][1], coded["revisit"][0])
+    metrics["index_same_eye@10"] = index_same_eye(coded["db"][0], coded["revisit"][0])
     n = sum(k for k, _ in speeds)
     metrics["encode_images_per_s"] = n / sum(k / s for k, s in speeds)
     metrics["photograph_px"] = features.RENDER_SIZE
@@ -72,11 +92,10 @@ def product_metrics(model: Path, binary: Path = BINARY, png_dir: Path = PNG_DIR)
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m ash.product_eval", description=__doc__.split("\n")[0])
     p.add_argument("models", type=Path, nargs="+")
-    p.add_argument("--binary", type=Path, default=BINARY)
     p.add_argument("--png", type=Path, default=PNG_DIR)
     args = p.parse_args(argv)
     for model in args.models:
-        result = product_metrics(model, args.binary, args.png)
+        result = product_metrics(model, args.png)
         (model / "product_metrics.json").write_text(json.dumps(result, indent=1))
         print(json.dumps({"model": str(model), **result}))
     return 0

@@ -25,7 +25,7 @@ try:
 except ImportError:
     pytest.fail("the ash_search module is missing from this venv: run `make python-install`", pytrace=False)
 
-from ash.serve import ShardedSearch, ShardUnavailableError, create, delete, ingest, shard_of
+from ash.serve import ShardedSearch, ShardUnavailableError, create, delete, ingest, runtime_env, shard_of
 
 N_DOCS = 4000
 SHARDS = 3
@@ -90,7 +90,7 @@ def cluster() -> Iterator[None]:
     c = Cluster(initialize_head=True, head_node_args={"num_cpus": 2, "include_dashboard": False})
     c.add_node(num_cpus=2)
     c.wait_for_nodes()
-    ray.init(address=c.address, log_to_driver=False)
+    ray.init(address=c.address, log_to_driver=False, runtime_env=runtime_env())
     assert len([n for n in ray.nodes() if n["Alive"]]) == 2
     yield
     ray.shutdown()

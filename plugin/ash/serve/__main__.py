@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from . import shards
-from .front import ShardedSearch, ShardUnavailableError
+from .front import ShardedSearch, ShardUnavailableError, runtime_env
 
 
 def read_records(path: Path) -> Iterator[dict[str, Any]]:
@@ -59,7 +59,7 @@ def build(args: argparse.Namespace) -> int:
 def search(args: argparse.Namespace) -> int:
     import ray
 
-    ray.init(address=args.address, include_dashboard=False, log_to_driver=False)
+    ray.init(address=args.address, include_dashboard=False, log_to_driver=False, runtime_env=runtime_env())
     front = ShardedSearch(args.root, replicas=args.replicas, cpus_per_replica=args.cpus_per_replica)
     try:
         result = front.search(

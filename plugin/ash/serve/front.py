@@ -87,6 +87,17 @@ class ShardedResult(Sequence[ShardedHit]):
         return iter(self.hits)
 
 
+#: The ``ash`` package, which Ray ships to the replicas' workers.
+PACKAGE_DIR = Path(__file__).resolve().parent.parent
+
+
+def runtime_env() -> dict[str, Any]:
+    """What ``ray.init`` needs so that the replicas' workers can import this
+    package (Ray uploads local folders per job only); ``ash_search`` must be
+    installed where they run."""
+    return {"py_modules": [str(PACKAGE_DIR)], "excludes": ["__pycache__"]}
+
+
 def replica_class(cpus: float) -> Any:
     """The replica as a Ray actor class: restarted whenever it dies, its
     calls never retried by Ray (the front chooses where they go again)."""
@@ -103,7 +114,7 @@ def _merge_key(mode: str, has_code: bool) -> Callable[[dict[str, Any]], tuple[An
 
 class ShardedSearch:
     """Search over a sharded index on the Ray cluster this process is
-    connected to (``ray.init`` first)."""
+    connected to (``ray.init(runtime_env=ash.serve.runtime_env())`` first)."""
 
     def __init__(
         self,
