@@ -13,6 +13,7 @@ mod cli_index;
 mod cli_ingest;
 mod dicom;
 mod dicomweb;
+mod embed;
 mod fuzz_mutations;
 mod hostile_files;
 mod server_api;

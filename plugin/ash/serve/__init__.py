@@ -9,7 +9,7 @@ merges exactly (:mod:`.front`). It needs the ``ash_search`` Python module
 (``make python-install``) and Ray.
 """
 
-from .front import ShardedHit, ShardedResult, ShardedSearch, ShardUnavailableError, runtime_env
+from .front import ShardedResult, ShardedSearch, ShardUnavailableError, runtime_env
 from .shards import BuildReport, Layout, ShardLayoutError, create, delete, ingest, load, shard_of
 
 __all__ = [
@@ -17,7 +17,6 @@ __all__ = [
     "Layout",
     "ShardLayoutError",
     "ShardUnavailableError",
-    "ShardedHit",
     "ShardedResult",
     "ShardedSearch",
     "create",

@@ -37,6 +37,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import ash_search
 import numpy as np
 
 from .replica import ShardReplica
@@ -55,21 +56,11 @@ class ShardUnavailableError(RuntimeError):
 
 
 @dataclass(frozen=True)
-class ShardedHit:
-    """One result, as :class:`ash_search.Hit` has it."""
-
-    id: str
-    distance: int | None
-    score: float
-    fields: dict[str, Any]
-
-
-@dataclass(frozen=True)
-class ShardedResult(Sequence[ShardedHit]):
+class ShardedResult(Sequence["ash_search.Hit"]):
     """The merged hits, best first; ``missing`` names the shards left out
     (only ever non-empty with ``allow_partial=True``)."""
 
-    hits: list[ShardedHit]
+    hits: list[ash_search.Hit]
     took_ms: float
     missing: list[int] = field(default_factory=list)
 
@@ -80,10 +71,10 @@ class ShardedResult(Sequence[ShardedHit]):
     def __len__(self) -> int:
         return len(self.hits)
 
-    def __getitem__(self, i: int) -> ShardedHit:  # type: ignore[override]
+    def __getitem__(self, i: int) -> ash_search.Hit:  # type: ignore[override]
         return self.hits[i]
 
-    def __iter__(self) -> Iterator[ShardedHit]:
+    def __iter__(self) -> Iterator[ash_search.Hit]:
         return iter(self.hits)
 
 
@@ -177,8 +168,6 @@ class ShardedSearch:
 
     def code_of(self, doc_id: str) -> bytes:
         """The code of ``doc_id``, from the shard that holds it."""
-        import ash_search
-
         s = shard_of(doc_id, self.layout.shards)
         answers, missing = self._fan_out([s], lambda r: r.code.remote(doc_id))
         if missing:
@@ -206,8 +195,6 @@ class ShardedSearch:
         started = time.monotonic()
         if like is not None:
             if code is not None:
-                import ash_search
-
                 raise ash_search.InvalidInput("give one of code and like, not several")
             code = self.code_of(like)
         if isinstance(code, np.ndarray):
@@ -228,7 +215,7 @@ class ShardedSearch:
             raise ShardUnavailableError(missing)
         hits = sorted((h for s in sorted(answers) for h in answers[s]), key=_merge_key(mode, code is not None))[:k]
         took = (time.monotonic() - started) * 1e3
-        return ShardedResult([ShardedHit(**h) for h in hits], took, missing)
+        return ShardedResult([ash_search.Hit(**h) for h in hits], took, missing)
 
     def search_many(
         self, codes: np.ndarray, k: int = 10, radius: int | None = None, *, allow_partial: bool = False
