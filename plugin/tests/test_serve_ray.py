@@ -177,6 +177,9 @@ def test_filtered_and_example_searches_equal_one_index(front: ShardedSearch, dat
     for q in queries(15):
         for f in filters:
             same_answer(pairs(front.search(q, filter=f, k=10)), pairs(single.search(code=q, filter=f, k=10)), 10)
+        # Hybrid filter mode: the text restricts, the distance ranks.
+        hybrid = {"text": "exudates OR drusen", "filter": "grade:[1 TO 3]", "k": 10}
+        same_answer(pairs(front.search(q, **hybrid)), pairs(single.search(code=q, **hybrid)), 10)
     for doc in data["docs"][:60:7]:
         if doc["id"] in {d["id"] for d in data["docs"][50:80]}:
             with pytest.raises(ash_search.NotFound):
