@@ -8,6 +8,7 @@ CARGO ?= cargo
 PYTHON ?= python3
 CACHE := .cache
 BENCH_VENV := $(CACHE)/venv-bench
+PEERS_VENV := $(CACHE)/venv-peers
 DEMO_VENV := $(CACHE)/venv-demo
 PLUGIN_VENV := $(CACHE)/venv-plugin
 WHEEL_VENV := $(CACHE)/venv-wheel
@@ -151,13 +152,21 @@ $(BENCH_VENV)/.ready: bench/requirements.txt
 	$(BENCH_VENV)/bin/pip install --quiet --disable-pip-version-check -r bench/requirements.txt
 	touch $@
 
-bench: build $(BENCH_VENV)/.ready $(PLUGIN_VENV)/.ready $(ORT_LIB) python-install
+# Milvus Lite and LanceDB for bench/peers.py, with the ash_search wheel.
+$(PEERS_VENV)/.ready: bench/requirements-peers.txt
+	$(PYTHON) -m venv $(PEERS_VENV)
+	$(PEERS_VENV)/bin/pip install --quiet --disable-pip-version-check -r bench/requirements-peers.txt
+	touch $@
+
+bench: build $(BENCH_VENV)/.ready $(PLUGIN_VENV)/.ready $(PEERS_VENV)/.ready $(ORT_LIB) python-install
 	$(CARGO) build --release --locked --example bench_codes --example bench_index --example bench_serve
 	$(BENCH_VENV)/bin/python bench/codes_bench.py
 	$(BENCH_VENV)/bin/python bench/encode_bench.py
 	$(BENCH_VENV)/bin/python bench/model_bench.py
 	$(PLUGIN_VENV)/bin/python bench/ray_bench.py
 	$(PLUGIN_VENV)/bin/python bench/shard_bench.py
+	$(PEERS_VENV)/bin/pip install --quiet --disable-pip-version-check --force-reinstall --no-deps target/wheels/ash_search-*.whl
+	$(PEERS_VENV)/bin/python bench/peers.py
 	scripts/ensure_dicom_tools.sh
 	$(PLUGIN_VENV)/bin/python bench/dicom_bench.py
 	$(PLUGIN_VENV)/bin/python bench/pacs_bench.py
