@@ -225,6 +225,31 @@ def test_fused_modes_over_shards_are_measured(front: ShardedSearch, data: dict[s
     assert means["text"] >= 0.7 and means["weighted"] >= 0.5 and means["rrf"] >= 0.3, means
 
 
+def test_image_queries_are_encoded_by_the_shards_encoder(cluster: None, tmp_path: Path) -> None:
+    from PIL import Image
+
+    root = Path(__file__).resolve().parents[2]
+    photos = root / "tests" / "fixtures" / "ingest" / "images"
+    encoder = root / "plugin" / "models" / "ash-synfundus-48"
+    schema = {**SCHEMA, "hash": {"name": "code", "bits": 48, "encoder": str(encoder)}}
+    docs = [{"id": f"case-{i:02d}", "grade": i % 5, "image": str(photos / f"case-{i:02d}.png")} for i in range(10)]
+    single = ash_search.Index.create(tmp_path / "single", schema)
+    single.ingest(docs)
+    layout = create(tmp_path / "sharded", schema, 2)
+    assert ingest(layout, docs).total == 10
+    front = ShardedSearch(layout.root, replicas=1, cpus_per_replica=0.25, timeout_s=60)
+    try:
+        query = photos / "case-04.png"
+        want = pairs(single.search(image=query, k=10))
+        same_answer(pairs(front.search(image=query, k=10)), want, 10)
+        pixels = np.asarray(Image.open(query).convert("RGB"))
+        same_answer(pairs(front.search(image=pixels, k=10)), want, 10)
+        with pytest.raises(ash_search.InvalidInput):
+            front.search(image=query, like="case-01")
+    finally:
+        front.close()
+
+
 def test_a_killed_replica_is_replaced_and_no_answer_is_silently_partial(
     front: ShardedSearch, data: dict[str, Any]
 ) -> None:

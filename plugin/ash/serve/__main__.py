@@ -4,7 +4,7 @@ through a Ray cluster.
     python -m ash.serve build ROOT --schema index.json --shards S RECORDS.jsonl...
     python -m ash.serve build ROOT RECORDS.jsonl...          # more records into existing shards
     python -m ash.serve delete ROOT ID...
-    python -m ash.serve search ROOT (--code HEX | --like ID) [--text T] [--filter F] [-k K]
+    python -m ash.serve search ROOT (--code HEX | --like ID | --image FILE) [--text T] [--filter F] [-k K]
                                [--radius R] [--mode filter|rrf|weighted] [--replicas N] [--address HEAD:6379]
 
 Records are ``ash-search ingest``'s JSONL (images relative to their file).
@@ -63,7 +63,7 @@ def search(args: argparse.Namespace) -> int:
     front = ShardedSearch(args.root, replicas=args.replicas, cpus_per_replica=args.cpus_per_replica)
     try:
         result = front.search(
-            args.code, like=args.like, text=args.text, filter=args.filter, mode=args.mode, k=args.k, radius=args.radius
+            args.code, image=args.image, like=args.like, text=args.text, filter=args.filter, mode=args.mode, k=args.k, radius=args.radius
         )
     except ShardUnavailableError as e:
         print(e, file=sys.stderr)
@@ -87,6 +87,7 @@ def main(argv: list[str] | None = None) -> int:
     s.add_argument("root", type=Path)
     s.add_argument("--code")
     s.add_argument("--like")
+    s.add_argument("--image", help="a photograph, encoded with the shards' encoder where a replica runs")
     s.add_argument("--text")
     s.add_argument("--filter")
     s.add_argument("-k", type=int, default=10)

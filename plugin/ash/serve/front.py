@@ -176,10 +176,19 @@ class ShardedSearch:
             raise ash_search.NotFound(f"no document has id {doc_id!r}")
         return answers[s]
 
+    def encode(self, image: str | Path | np.ndarray) -> bytes:
+        """An image's code, encoded by a replica of shard 0."""
+        payload = image if isinstance(image, np.ndarray) else str(image)
+        answers, missing = self._fan_out([0], lambda r: r.encode.remote(payload))
+        if missing:
+            raise ShardUnavailableError(missing)
+        return answers[0]
+
     def search(
         self,
         code: bytes | str | np.ndarray | None = None,
         *,
+        image: str | Path | np.ndarray | None = None,
         like: str | None = None,
         text: str | None = None,
         filter: str | None = None,
@@ -191,12 +200,16 @@ class ShardedSearch:
         allow_partial: bool = False,
     ) -> ShardedResult:
         """One search over every shard, as :meth:`ash_search.Index.search`
-        takes it (``like`` is resolved to its document's code first)."""
+        takes it. ``like`` is resolved to its document's code first, and an
+        ``image`` (a file where the replicas run, or a numpy array) is
+        encoded by a replica with the shards' pinned encoder."""
         started = time.monotonic()
+        if sum(x is not None for x in (code, image, like)) > 1:
+            raise ash_search.InvalidInput("give one of code, image and like, not several")
         if like is not None:
-            if code is not None:
-                raise ash_search.InvalidInput("give one of code and like, not several")
             code = self.code_of(like)
+        if image is not None:
+            code = self.encode(image)
         if isinstance(code, np.ndarray):
             code = code.tobytes()
         query = {

@@ -49,6 +49,11 @@ class ShardReplica:
         except ash_search.NotFound:
             return None
 
+    def encode(self, image: str | np.ndarray) -> bytes:
+        """An image's code by this shard's pinned encoder (every shard pins
+        the same one): a file where the replica runs, or pixels."""
+        return self._index.encoder().encode([image])[0].tobytes()
+
     def search(self, query: dict[str, Any]) -> list[dict[str, Any]]:
         """One search, hits as plain dicts."""
         result = self._index.search(**query)

@@ -236,7 +236,7 @@ class Encoder:
         self,
         codes: npt.NDArray[np.uint8],
         positions: list[int],
-        packed: bytes | list[int],
+        packed: bytes,
         why: list[tuple[str, str] | None],
         failures: list[tuple[int, str, str]],
     ) -> None:

@@ -4,7 +4,7 @@ from os import PathLike
 
 _Path = str | PathLike[str]
 #: Packed codes end to end, and per image None or (error kind, reason).
-_Coded = tuple[bytes | list[int], list[tuple[str, str] | None]]
+_Coded = tuple[bytes, list[tuple[str, str] | None]]
 
 __version__: str
 
@@ -57,5 +57,5 @@ class Index:
         depth: int | None,
         explain: bool,
     ) -> str: ...
-    def code(self, id: str) -> bytes | list[int]: ...
+    def code(self, id: str) -> bytes: ...
     def search_many(self, codes: bytes, k: int, radius: int | None) -> tuple[list[list[str]], list[list[int]]]: ...
