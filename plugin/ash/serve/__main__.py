@@ -63,7 +63,14 @@ def search(args: argparse.Namespace) -> int:
     front = ShardedSearch(args.root, replicas=args.replicas, cpus_per_replica=args.cpus_per_replica)
     try:
         result = front.search(
-            args.code, image=args.image, like=args.like, text=args.text, filter=args.filter, mode=args.mode, k=args.k, radius=args.radius
+            args.code,
+            image=args.image,
+            like=args.like,
+            text=args.text,
+            filter=args.filter,
+            mode=args.mode,
+            k=args.k,
+            radius=args.radius,
         )
     except ShardUnavailableError as e:
         print(e, file=sys.stderr)
