@@ -160,6 +160,21 @@ def test_replicas_spread_over_both_nodes(front: ShardedSearch) -> None:
     assert len(set(nodes)) == 2, "the replicas run on both nodes"
 
 
+def test_the_search_command_answers_through_the_cluster(front: ShardedSearch, data: dict[str, Any]) -> None:
+    import json
+    import subprocess
+    import sys
+
+    import ray
+
+    address = ray.get_runtime_context().gcs_address
+    cmd = [sys.executable, "-m", "ash.serve", "search", str(data["root"]), "--like", "doc-00100", "-k", "5"]
+    out = subprocess.run([*cmd, "--address", address], capture_output=True, text=True, check=False, timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    got = [(h["distance"], h["id"]) for h in json.loads(out.stdout.splitlines()[-1])["hits"]]
+    same_answer(got, pairs(data["single"].search(like="doc-00100", k=5)), 5)
+
+
 def test_knn_and_radius_equal_one_index(front: ShardedSearch, data: dict[str, Any]) -> None:
     single = data["single"]
     for q in queries(40):
