@@ -23,6 +23,7 @@ import json
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -40,9 +41,9 @@ def _ash_search():  # noqa: ANN202 - the module, imported where it is needed
     return ash_search
 
 
-def encode(model: Path, files: list[Path], threads: int = 0) -> tuple[np.ndarray, float]:
-    """Codes (n, bits) of ``files`` in order, as 0/1, and images/s."""
-    encoder = _ash_search().Encoder.open(model, device="cpu", threads=threads)
+def encode(encoder: Any, files: list[Path]) -> tuple[np.ndarray, float]:
+    """Codes (n, bits) of ``files`` in order by ``encoder`` (an
+    ``ash_search.Encoder``), as 0/1, and images/s."""
     started = time.perf_counter()
     packed = encoder.encode(files, batch=32)
     speed = len(files) / (time.perf_counter() - started)
@@ -76,9 +77,10 @@ def split_files(png_dir: Path, name: str) -> tuple[list[Path], np.ndarray]:
 def product_metrics(model: Path, png_dir: Path = PNG_DIR) -> dict[str, object]:
     coded = {}
     speeds = []
+    encoder = _ash_search().Encoder.open(model, device="cpu")
     for name in ("db", "query", "revisit"):
         files, labels = split_files(png_dir, name)
-        codes, speed = encode(model, files)
+        codes, speed = encode(encoder, files)
         coded[name] = (codes, labels)
         speeds.append((len(files), speed))
     metrics = code_metrics(coded["query"][0], coded["query"][1], coded["db"][0], coded["db"][1], coded["revisit"][0])

@@ -152,6 +152,45 @@ def test_the_build_command_routes_records_and_refuses_what_it_must(tmp_path: Pat
     assert run("build", tmp_path / "nothing", jsonl).returncode == 2
 
 
+def test_hostile_inputs_of_the_build_command_and_the_layout(tmp_path: Path) -> None:
+    import json
+    import subprocess
+    import sys
+
+    from ash.serve import ShardLayoutError, load
+
+    (tmp_path / "schema.json").write_text(json.dumps(SCHEMA))
+    jsonl = tmp_path / "records.jsonl"
+    good = json.dumps({"id": "a", "code": "000000000000"})
+    lines = [good, "{not json", "x" * (5 << 20), "[1, 2]", "[" * 100_000, json.dumps({"id": "b", "code": "0" * 12})]
+    jsonl.write_text("\n".join(lines) + "\n")
+    root = tmp_path / "sharded"
+
+    def run(*args: object) -> subprocess.CompletedProcess[str]:
+        cmd = [sys.executable, "-m", "ash.serve", *map(str, args)]
+        return subprocess.run(cmd, capture_output=True, text=True, check=False, timeout=120)
+
+    made = run("build", root, jsonl, "--schema", tmp_path / "schema.json", "--shards", 2)
+    assert made.returncode == 1, made.stderr
+    refused = [json.loads(line)["line"] for line in made.stderr.splitlines()]
+    assert refused == [2, 3, 4, 5]
+    assert sum(len(ash_search.Index.open(root / f"shard-{s:03d}")) for s in range(2)) == 2
+    # A pipe as input is refused at once, never read (it would block).
+    fifo = tmp_path / "pipe.jsonl"
+    os.mkfifo(fifo)
+    assert run("build", root, fifo).returncode == 2
+    # A manifest that claims too many shards, is a folder, or is huge.
+    manifest = root / "shards.json"
+    for bad in ['{"shards": 1000000000, "schema": {}}', '{"shards": 2, "schema": []}', " " * (2 << 20)]:
+        manifest.write_text(bad)
+        with pytest.raises(ShardLayoutError):
+            load(root)
+    manifest.unlink()
+    manifest.mkdir()
+    with pytest.raises(ShardLayoutError):
+        load(root)
+
+
 def test_replicas_spread_over_both_nodes(front: ShardedSearch) -> None:
     import ray
 

@@ -71,8 +71,9 @@ impl Preprocessor {
     }
 
     /// The tensor of an image already decoded (pixels a caller holds, a
-    /// numpy array from Python).
+    /// numpy array from Python), held to the same limits as a file.
     pub fn image_tensor(&self, image: &DynamicImage) -> Result<Vec<f32>, ImageError> {
+        self.limits.check(image.width(), image.height())?;
         Ok(self.normalise(&self.resize(image)?))
     }
 

@@ -88,7 +88,7 @@ fn decode_checked(
         .into_decoder()
         .map_err(|e| describe(format, e, limits))?;
     let (w, h) = decoder.dimensions();
-    check_dimensions(w, h, limits)?;
+    limits.check(w, h)?;
     let orientation = decoder
         .orientation()
         .unwrap_or(image::metadata::Orientation::NoTransforms);
@@ -112,29 +112,6 @@ fn recognise(bytes: &[u8]) -> Result<(MemoryReader<'_>, image::ImageFormat), Ima
                 .into(),
         )),
     }
-}
-
-/// An image's declared size against `limits` (from its header, before
-/// any pixel buffer is made).
-fn check_dimensions(w: u32, h: u32, limits: &ImageLimits) -> Result<(), ImageError> {
-    if w == 0 || h == 0 {
-        return Err(ImageError::Damaged(format!(
-            "image has no pixels ({w}×{h})"
-        )));
-    }
-    if w.max(h) > limits.max_side {
-        return Err(ImageError::OverLimit(format!(
-            "{w}×{h} pixels is over the limit of {} pixels a side",
-            limits.max_side
-        )));
-    }
-    if u64::from(w) * u64::from(h) > limits.max_pixels {
-        return Err(ImageError::OverLimit(format!(
-            "{w}×{h} pixels is over the limit of {} pixels (a decompression bomb?)",
-            limits.max_pixels
-        )));
-    }
-    Ok(())
 }
 
 fn describe(format: image::ImageFormat, e: image::ImageError, limits: &ImageLimits) -> ImageError {
@@ -178,7 +155,7 @@ pub fn decoded_bytes(bytes: &[u8], limits: &ImageLimits) -> Result<u64, ImageErr
             .into_decoder()
             .map_err(|e| describe(format, e, limits))?;
         let (w, h) = decoder.dimensions();
-        check_dimensions(w, h, limits)?;
+        limits.check(w, h)?;
         Ok(decoder.total_bytes())
     })
 }

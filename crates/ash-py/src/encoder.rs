@@ -7,7 +7,6 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use ash_encoder::{Device, EncodeFailure, Encoder, EncoderOptions};
-use ash_image::ImageError;
 use ash_search::error::ErrorKind;
 use image::{DynamicImage, GrayImage, RgbImage};
 use pyo3::prelude::*;
@@ -48,10 +47,13 @@ impl PyEncoder {
 /// (its bytes in the codes are zero).
 type Coded = (Vec<u8>, Vec<Option<(String, String)>>);
 
-/// The Python exception class name of a failure, by its kind.
+/// The `ash_search.errors` class of a failure, and the failure.
 fn failure(reason: &EncodeFailure) -> (String, String) {
     let kind = crate::errors::Kinded::error_kind(reason);
-    (format!("{kind:?}"), reason.to_string())
+    (
+        crate::errors::class_name(kind).to_string(),
+        reason.to_string(),
+    )
 }
 
 impl PyEncoder {
@@ -114,8 +116,17 @@ impl PyEncoder {
         width: u32,
         channels: usize,
     ) -> PyResult<Coded> {
-        let each = height as usize * width as usize * channels;
-        if !matches!(channels, 1 | 3) || pixels.len() != n * each {
+        let preprocessor = self.inner.preprocessor();
+        // Every image has this size: refuse it once, before any copy.
+        preprocessor
+            .limits()
+            .check(width, height)
+            .map_err(|e| error(ErrorKind::InvalidInput, format!("images: {e}")))?;
+        let each = (height as usize)
+            .checked_mul(width as usize)
+            .and_then(|p| p.checked_mul(channels))
+            .filter(|_| matches!(channels, 1 | 3));
+        let Some(each) = each.filter(|e| n.checked_mul(*e) == Some(pixels.len())) else {
             return Err(error(
                 ErrorKind::InvalidInput,
                 format!(
@@ -123,20 +134,11 @@ impl PyEncoder {
                     pixels.len()
                 ),
             ));
-        }
-        let preprocessor = self.inner.preprocessor();
-        let limits = preprocessor.limits();
+        };
         Ok(py.detach(|| {
             let tensors: Vec<Result<Vec<f32>, EncodeFailure>> = pixels
-                .par_chunks(each.max(1))
+                .par_chunks(each)
                 .map(|raw| {
-                    if height.max(width) > limits.max_side {
-                        return Err(ImageError::OverLimit(format!(
-                            "{width}×{height} pixels: over the {} pixels a side this encoder takes",
-                            limits.max_side
-                        ))
-                        .into());
-                    }
                     let image = match channels {
                         1 => GrayImage::from_raw(width, height, raw.to_vec())
                             .map(DynamicImage::ImageLuma8),

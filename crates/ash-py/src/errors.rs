@@ -6,7 +6,7 @@ use pyo3::prelude::*;
 use pyo3::types::PyTuple;
 
 /// The `ash_search.errors` class for `kind`.
-fn class_name(kind: ErrorKind) -> &'static str {
+pub fn class_name(kind: ErrorKind) -> &'static str {
     match kind {
         ErrorKind::InvalidInput => "InvalidInput",
         ErrorKind::NotFound => "NotFound",

@@ -157,6 +157,21 @@ def test_encoder_names_images_without_a_code() -> None:
         ash_search.Encoder.open(ENCODER, device="tpu")
 
 
+def test_hostile_pixel_arrays_are_refused_before_any_copy() -> None:
+    encoder = ash_search.Encoder.open(ENCODER, device="cpu")
+    for shape in [(1, 20_000, 3), (0, 10, 3), (10, 0)]:
+        with pytest.raises(errors.InvalidInput):
+            encoder.encode([np.zeros(shape, np.uint8)])
+    native = encoder._native
+    # Sizes whose product overflows, and lengths that do not add up.
+    with pytest.raises(errors.InvalidInput):
+        native.encode_pixels(b"", 2**62, 16_384, 16_384, 3)
+    with pytest.raises(errors.InvalidInput):
+        native.encode_pixels(bytes(10), 1, 2, 2, 3)
+    packed, why = native.encode_pixels(bytes(8), 2, 2, 2, 1)  # two 2×2 grey images: fine
+    assert len(packed) == 12 and why == [None, None]
+
+
 # --- typed exceptions ---------------------------------------------------------------------
 
 
@@ -196,6 +211,20 @@ def test_a_record_value_that_is_not_json_writes_nothing_of_its_block(tmp_path: P
     with pytest.raises(errors.InvalidInput, match="record 1"):
         index.ingest([{"id": "c", "grade": float("nan")}])
     assert len(index) == 0
+
+
+def test_deep_and_oversized_records_are_refused_not_fatal(tmp_path: Path) -> None:
+    index = ash_search.Index.create(tmp_path / "hostile", {**SCHEMA, "hash": {"name": "code", "bits": 48}})
+    deep: object = "x"
+    for _ in range(100_000):
+        deep = [deep]
+    with pytest.raises(errors.InvalidInput, match="record 1"):
+        index.ingest([{"id": "deep", "report": deep}])
+    nested = {"id": "nested", "report": json.loads("[" * 500 + "]" * 500)}  # JSON, but deeper than the core parses
+    huge = {"id": "huge", "report": "x" * (5 << 20), "code": "000000000000"}
+    report = index.ingest([nested, huge, {"id": "fine", "code": "000000000000"}])
+    assert report.indexed == 1 and {e.line for e in report.errors} == {1, 2}
+    assert [h.id for h in index.search(code="000000000000", k=5)] == ["fine"]
 
 
 def test_a_second_writer_is_busy(tmp_path: Path) -> None:

@@ -7,7 +7,8 @@ through a Ray cluster.
     python -m ash.serve search ROOT (--code HEX | --like ID | --image FILE) [--text T] [--filter F] [-k K]
                                [--radius R] [--mode filter|rrf|weighted] [--replicas N] [--address HEAD:6379]
 
-Records are ``ash-search ingest``'s JSONL (images relative to their file).
+Records are ``ash-search ingest``'s JSONL (images relative to their file);
+lines that are not records are refused and reported, as ingest does.
 Exit codes: 0 done, 1 some records refused, 2 error.
 """
 
@@ -20,21 +21,49 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import ash_search
+
 from . import shards
 from .front import ShardedSearch, ShardUnavailableError, runtime_env
 
+#: Longest JSONL line read (``ash-search ingest``'s ``MAX_LINE_BYTES``).
+MAX_LINE_BYTES = 4 << 20
 
-def read_records(path: Path) -> Iterator[dict[str, Any]]:
-    with open(path, encoding="utf-8") as f:
-        for n, line in enumerate(f, 1):
-            if line.strip():
-                try:
-                    yield json.loads(line)
-                except json.JSONDecodeError as e:
-                    raise SystemExit(f"{path}:{n}: not JSON ({e})") from None
+
+def read_records(path: Path) -> Iterator[dict[str, Any] | ash_search.RecordError]:
+    """The records of a JSONL file, read as ``ash-search ingest`` reads
+    one: a regular file only, lines of at most ``MAX_LINE_BYTES`` (a longer
+    one is refused and skipped without being held), each a JSON object; a
+    line that is not one is a refused record, and reading goes on."""
+    with shards.open_regular(path) as f:
+        n = 0
+        while line := f.readline(MAX_LINE_BYTES + 1):
+            n += 1
+            if len(line) > MAX_LINE_BYTES and not line.endswith(b"\n"):
+                while (rest := f.readline(MAX_LINE_BYTES)) and not rest.endswith(b"\n"):
+                    pass
+                yield ash_search.RecordError(n, None, f"line over {MAX_LINE_BYTES} bytes")
+                continue
+            if not line.strip():
+                continue
+            try:
+                record = json.loads(line)
+            except (ValueError, RecursionError) as e:
+                yield ash_search.RecordError(n, None, f"not JSON: {e}")
+                continue
+            if not isinstance(record, dict):
+                yield ash_search.RecordError(n, None, "a record is a JSON object")
+                continue
+            yield record
 
 
 def build(args: argparse.Namespace) -> int:
+    for path in args.records:  # every input readable before anything is made
+        try:
+            shards.open_regular(path).close()
+        except (OSError, ValueError) as e:
+            print(f"{path}: {e}", file=sys.stderr)
+            return 2
     if (args.root / shards.MANIFEST).exists():
         if args.schema is not None or args.shards is not None:
             print(f"{args.root}: exists; --schema and --shards are for a new sharded index", file=sys.stderr)
@@ -111,7 +140,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"deleted {shards.delete(shards.load(args.root), args.ids)}")
             return 0
         return search(args)
-    except shards.ShardLayoutError as e:
+    except (OSError, ValueError) as e:  # ShardLayoutError is a ValueError
         print(e, file=sys.stderr)
         return 2
 

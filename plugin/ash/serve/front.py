@@ -32,7 +32,7 @@ from __future__ import annotations
 
 import itertools
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -56,26 +56,16 @@ class ShardUnavailableError(RuntimeError):
 
 
 @dataclass(frozen=True)
-class ShardedResult(Sequence["ash_search.Hit"]):
-    """The merged hits, best first; ``missing`` names the shards left out
-    (only ever non-empty with ``allow_partial=True``)."""
+class ShardedResult(ash_search.SearchResult):
+    """:class:`ash_search.SearchResult` of the merged hits; ``missing``
+    names the shards left out (only ever non-empty with
+    ``allow_partial=True``)."""
 
-    hits: list[ash_search.Hit]
-    took_ms: float
     missing: list[int] = field(default_factory=list)
 
     @property
     def partial(self) -> bool:
         return bool(self.missing)
-
-    def __len__(self) -> int:
-        return len(self.hits)
-
-    def __getitem__(self, i: int) -> ash_search.Hit:  # type: ignore[override]
-        return self.hits[i]
-
-    def __iter__(self) -> Iterator[ash_search.Hit]:
-        return iter(self.hits)
 
 
 #: The ``ash`` package, which Ray ships to the replicas' workers.
@@ -228,7 +218,7 @@ class ShardedSearch:
             raise ShardUnavailableError(missing)
         hits = sorted((h for s in sorted(answers) for h in answers[s]), key=_merge_key(mode, code is not None))[:k]
         took = (time.monotonic() - started) * 1e3
-        return ShardedResult([ash_search.Hit(**h) for h in hits], took, missing)
+        return ShardedResult([ash_search.Hit(**h) for h in hits], took, missing=missing)
 
     def search_many(
         self, codes: np.ndarray, k: int = 10, radius: int | None = None, *, allow_partial: bool = False

@@ -12,14 +12,20 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
+import stat
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import ash_search
 
 MANIFEST = "shards.json"
+#: Most shards a layout may have (a manifest claiming more is refused).
+MAX_SHARDS = 4096
+#: Largest ``shards.json`` read.
+MAX_MANIFEST_BYTES = 1 << 20
 
 
 class ShardLayoutError(ValueError):
@@ -55,8 +61,8 @@ class Layout:
 
 def create(root: Path, schema: Mapping[str, Any], shards: int) -> Layout:
     """Makes ``root`` a sharded index of ``shards`` empty indexes."""
-    if shards < 1:
-        raise ShardLayoutError(f"shards must be at least 1, got {shards}")
+    if not 1 <= shards <= MAX_SHARDS:
+        raise ShardLayoutError(f"shards must be 1 to {MAX_SHARDS}, got {shards}")
     if (root / MANIFEST).exists():
         raise ShardLayoutError(f"{root}: a sharded index exists already")
     root.mkdir(parents=True, exist_ok=True)
@@ -71,14 +77,41 @@ def create(root: Path, schema: Mapping[str, Any], shards: int) -> Layout:
 def load(root: Path) -> Layout:
     """The sharded index in ``root``."""
     try:
-        manifest = json.loads((root / MANIFEST).read_text())
-        layout = Layout(root, int(manifest["shards"]), dict(manifest["schema"]))
-    except (OSError, ValueError, KeyError, TypeError) as e:
+        manifest = json.loads(read_regular(root / MANIFEST, MAX_MANIFEST_BYTES))
+        shards, schema = manifest["shards"], manifest["schema"]
+        if not isinstance(shards, int) or not 1 <= shards <= MAX_SHARDS or not isinstance(schema, dict):
+            raise ValueError(f"shards must be 1 to {MAX_SHARDS} and schema an object")
+        layout = Layout(root, shards, schema)
+    except (OSError, ValueError, KeyError, TypeError, RecursionError) as e:
         raise ShardLayoutError(f"{root}: not a sharded index ({e})") from e
     missing = [p for p in layout.paths if not p.is_dir()]
     if missing:
         raise ShardLayoutError(f"{root}: shards missing: {', '.join(p.name for p in missing)}")
     return layout
+
+
+def open_regular(path: Path) -> BinaryIO:
+    """``path`` opened for reading if it is a regular file (never a pipe, a
+    device or a folder, which could block or never end). It is opened
+    without blocking (opening a pipe would wait for a writer) and checked on
+    the open file, so a swap after a check cannot slip past."""
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise ValueError(f"{path} is not a regular file")
+        return os.fdopen(fd, "rb")
+    except BaseException:
+        os.close(fd)
+        raise
+
+
+def read_regular(path: Path, limit: int) -> bytes:
+    """A regular file's bytes, refused past ``limit``."""
+    with open_regular(path) as f:
+        data = f.read(limit + 1)
+    if len(data) > limit:
+        raise ValueError(f"{path} is over {limit} bytes")
+    return data
 
 
 @dataclass
@@ -95,14 +128,16 @@ class BuildReport:
 
 def ingest(
     layout: Layout,
-    records: Iterable[Mapping[str, Any]],
+    records: Iterable[Mapping[str, Any] | ash_search.RecordError],
     *,
     base: Path | None = None,
     block: int = 10_000,
 ) -> BuildReport:
     """Routes each record to its shard and ingests it there (images encoded
     by the pinned encoder, relative to ``base``). Records go in blocks of
-    ``block``: each block is committed in every shard before the next."""
+    ``block``: each block is committed in every shard before the next. An
+    item that is already a ``RecordError`` (a line its reader refused) is
+    reported as it is."""
     indexes = [ash_search.Index.open(p) for p in layout.paths]
     report = BuildReport([0] * layout.shards, [])
     # Per shard: (the record's number in the input, from 1; the record).
@@ -119,7 +154,10 @@ def ingest(
 
     n = 0
     for n, record in enumerate(records, 1):
-        doc_id = record.get("id")
+        if isinstance(record, ash_search.RecordError):
+            report.errors.append(record)
+            continue
+        doc_id = record.get("id") if isinstance(record, Mapping) else None
         if not isinstance(doc_id, str):
             report.errors.append(ash_search.RecordError(n, None, "a record has a string id"))
         else:

@@ -227,7 +227,8 @@ class Encoder:
         if failures:
             first = failures[0]
             shown = "; ".join(f"image {i}: {reason}" for i, _, reason in failures[:5])
-            err = errors.BY_KIND.get(first[1], InvalidInput)(f"{len(failures)} image(s) have no code: {shown}")
+            cls = getattr(errors, first[1], InvalidInput)  # the core names the class
+            err = cls(f"{len(failures)} image(s) have no code: {shown}")
             err.failures = failures  # type: ignore[attr-defined]
             raise err
         return codes
@@ -340,7 +341,7 @@ class Index:
                     row["image"] = os.fspath(row["image"])
             try:
                 lines.append(json.dumps(row, default=_jsonable, allow_nan=False))
-            except (TypeError, ValueError) as e:
+            except (TypeError, ValueError, RecursionError) as e:
                 raise InvalidInput(f"record {n}: {e}") from None
         return ("\n".join(lines) + "\n").encode(), images
 

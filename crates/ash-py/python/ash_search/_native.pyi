@@ -3,7 +3,7 @@
 from os import PathLike
 
 _Path = str | PathLike[str]
-#: Packed codes end to end, and per image None or (error kind, reason).
+#: Packed codes end to end, and per image None or (its ash_search.errors class, reason).
 _Coded = tuple[bytes, list[tuple[str, str] | None]]
 
 __version__: str

@@ -66,9 +66,3 @@ class Internal(AshError):
     """A fault of the library."""
 
     kind = "Internal"
-
-
-#: The class of each kind, by the library's name for it.
-BY_KIND: dict[str, type[AshError]] = {
-    cls.kind: cls for cls in (InvalidInput, NotFound, Conflict, Busy, Corrupt, Unavailable, IoError, Internal)
-}
