@@ -171,6 +171,7 @@ bench: build $(BENCH_VENV)/.ready $(PLUGIN_VENV)/.ready $(PEERS_VENV)/.ready $(O
 	$(PLUGIN_VENV)/bin/python bench/dicom_bench.py
 	$(PLUGIN_VENV)/bin/python bench/pacs_bench.py
 	target/release/examples/bench_index $${BENCH_INDEX_N:-1000000} $${BENCH_INDEX_QUERIES:-200}
+	$(CARGO) run --release --locked --quiet -p ash-tantivy --example bench_filters $${BENCH_INDEX_N:-1000000} $${BENCH_INDEX_QUERIES:-200}
 	target/release/examples/bench_serve $${BENCH_SERVE_N:-1000000} $${BENCH_SERVE_SECONDS:-5} $${BENCH_SERVE_CLIENTS:-4}
 
 # Builds the fuzz target for the .mih reader (running it is manual:

@@ -81,7 +81,7 @@ pub use batch::{search_batch, BatchQuery};
 pub use build::MihBuilder;
 pub use file::{open_mmap, MihFileError};
 pub use format::FormatError;
-pub use search::{DocSet, SearchOptions, SearchStats, SegmentHit, Strategy};
+pub use search::{DocSet, NearestAmong, SearchOptions, SearchStats, SegmentHit, Strategy};
 pub use substring::Substring;
 
 use crate::code::{BinaryCode, CodeError};
@@ -232,6 +232,43 @@ impl<D: AsRef<[u8]>> MihIndex<D> {
     ) -> Result<(Vec<Hit>, SearchStats), MihError> {
         self.check_query(query)?;
         search::knn(self.data.as_ref(), &self.header, query, k, opts)
+    }
+
+    /// A k-NN among docs the caller feeds in ascending blocks (a filter's
+    /// matches), each checked against `query`: exact, and cheaper than an
+    /// allow-list when the matches are few, since nothing is collected
+    /// first. `opts.alive` and `opts.max_distance` apply; `opts.allow` and
+    /// `opts.strategy` do not.
+    ///
+    /// ```
+    /// use ash_mih::code::BinaryCode;
+    /// use ash_mih::{MihBuilder, MihIndex, SearchOptions};
+    ///
+    /// let codes: Vec<BinaryCode> = ["0f", "0e", "f0", "0c"]
+    ///     .iter()
+    ///     .map(|h| BinaryCode::from_hex(h, 8).unwrap())
+    ///     .collect();
+    /// let table = MihIndex::open(MihBuilder::new(8).unwrap().build(&codes).unwrap()).unwrap();
+    /// let query = BinaryCode::from_hex("0f", 8).unwrap();
+    /// let mut walk = table.nearest_among(&query, 1, &SearchOptions::default()).unwrap();
+    /// walk.feed(&[2, 3]); // doc 0 and doc 1 are not among them
+    /// let (hits, _) = walk.finish();
+    /// assert_eq!((hits[0].doc, hits[0].distance), (3, 2));
+    /// ```
+    pub fn nearest_among<'a>(
+        &'a self,
+        query: &BinaryCode,
+        k: usize,
+        opts: &SearchOptions<'a>,
+    ) -> Result<NearestAmong<'a>, MihError> {
+        self.check_query(query)?;
+        Ok(NearestAmong::new(
+            self.data.as_ref(),
+            &self.header,
+            query,
+            k,
+            opts,
+        ))
     }
 
     fn check_query(&self, query: &BinaryCode) -> Result<(), MihError> {

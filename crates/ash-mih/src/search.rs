@@ -11,8 +11,10 @@ use super::kernel::{self, prefetch};
 use super::substring::{neighbours, Substring};
 use super::{Hit, MihError};
 
+mod among;
 mod lockstep;
 use crate::code::BinaryCode;
+pub use among::NearestAmong;
 pub use lockstep::SegmentHit;
 pub(super) use lockstep::{knn_segments, Part};
 

@@ -19,7 +19,8 @@ use tantivy::{DocAddress, DocId, DocSet, Score, Searcher, SegmentReader};
 
 use super::filter_stats::{Remember, Side};
 use super::restrict::{
-    first_depth, next_depth, start_with, starting, FilterCosts, FilterStrategy, Restriction,
+    first_depth, next_depth, start_with, starting, FilterCosts, FilterStrategy, Membership,
+    Restriction,
 };
 use super::segment::{Searchable, SegmentCodes};
 use super::{HashIndex, Hit, IndexError};
@@ -410,19 +411,46 @@ impl SegmentSearch<'_> {
         Ok(hits.iter().map(|h| (h.doc, h.distance)).collect())
     }
 
+    /// The allow-list strategy: the first restriction's matches are walked
+    /// straight into the distance loop, in the blocks tantivy yields them;
+    /// the other restrictions are checked on the way by point lookups.
     fn allow_listed(&self, plan: &mut SegmentPlan) -> Result<Vec<(DocId, u32)>, IndexError> {
         plan.strategy = Some(FilterStrategy::AllowList);
-        let mut allow: Option<RoaringBitmap> = None;
-        for r in self.restrictions {
-            let docs = r.collect(self.reader)?;
-            allow = Some(match allow {
-                Some(a) => a & docs,
-                None => docs,
-            });
-        }
-        let kept = allow.as_ref().map_or(0, |a| a.len());
+        let Some((walked, checked)) = self.restrictions.split_first() else {
+            return self.allowed(None, plan);
+        };
+        let searchable = Searchable::of(self.reader.alive_bitset(), &self.codes.none);
+        let opts = self.options(None, searchable.as_ref());
+        let mut walk = self.codes.table.nearest_among(self.code, self.k, &opts)?;
+        let mut others = checked
+            .iter()
+            .map(|r| Membership::new(r.weight(), self.reader))
+            .collect::<tantivy::Result<Vec<_>>>()?;
+        let mut kept = 0u64;
+        let mut passed: Vec<DocId> = Vec::new();
+        walked.walk(self.reader, &mut |block: &[DocId]| {
+            if others.is_empty() {
+                kept += block.len() as u64;
+                walk.feed(block);
+                return;
+            }
+            passed.clear();
+            passed.extend(
+                block
+                    .iter()
+                    .filter(|&&d| others.iter_mut().all(|m| m.contains(d))),
+            );
+            kept += passed.len() as u64;
+            walk.feed(&passed);
+        })?;
         plan.share = Some(kept as f64 / self.reader.max_doc().max(1) as f64);
-        self.allowed(allow.as_ref(), plan)
+        let (hits, stats) = if self.ties {
+            walk.finish_with_ties()
+        } else {
+            walk.finish()
+        };
+        add_stats(&mut plan.engine, &stats);
+        Ok(hits.iter().map(|h| (h.doc, h.distance)).collect())
     }
 
     /// Unfiltered neighbours, nearest first, checked against every

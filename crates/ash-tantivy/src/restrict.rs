@@ -10,13 +10,14 @@
 //!   because the filtered (distance, doc) order is a subsequence of the
 //!   unfiltered one: the first k matching docs of an exact unfiltered
 //!   prefix are the exact filtered top k.
-//! - **allow-list**: every doc the filter matches is collected into a
-//!   bitmap, and the Hamming search walks only those. Its cost follows the
-//!   filter's matches, so it suits selective filters. Range filters over
-//!   fields that are both indexed and fast are collected through the
-//!   inverted index ([`collect_schema`]): a range keeping 0.1 % of ten
-//!   million docs then reads 10,000 postings instead of ten million column
-//!   values.
+//! - **allow-list**: every doc the filter matches is walked straight into
+//!   the distance loop, in the blocks tantivy yields them
+//!   ([`Restriction::walk`], `ash_mih::NearestAmong`); nothing is
+//!   collected first. Its cost follows the filter's matches, so it suits
+//!   selective filters. Range filters over fields that are both indexed
+//!   and fast are walked through the inverted index ([`collect_schema`]):
+//!   a range keeping 0.1 % of ten million docs then reads 10,000 postings
+//!   instead of ten million column values.
 //!
 //! A search starts with candidates (small segments with the allow-list)
 //! and gives way to the allow-list when the next round would cost more
@@ -53,14 +54,13 @@ pub enum FilterStrategy {
 pub const SMALL_SEGMENT: u32 = 8192;
 
 /// Per-operation costs in nanoseconds on one core of the project's 2-core
-/// VM; only their ratios matter. They were set so that, in
-/// `examples/bench_index.rs` at 1M and 10M documents, the strategy chosen
-/// at each selectivity is the faster of the two forced ones (its rows
-/// print both; `docs/BENCHMARKS.md` has a run: collecting and walking a
-/// 1 % range filter cost 46 ns a match at 10M).
+/// VM; only their ratios matter. Read off `examples/bench_filters.rs` at
+/// 10M documents in 8 segments (`docs/BENCHMARKS.md`): walking a 1 % range
+/// filter's matches into the distance loop costs 13 ns a match (9 at 5 %),
+/// an unfiltered neighbour about 250–400 ns with its check.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct FilterCosts {
-    /// Collecting one matching doc into the allow-list, and walking it.
+    /// Walking one matching doc into the distance loop.
     pub collect_per_match: f64,
     /// Finding one more unfiltered neighbour and checking it.
     pub candidate: f64,
@@ -69,7 +69,7 @@ pub struct FilterCosts {
 impl Default for FilterCosts {
     fn default() -> Self {
         Self {
-            collect_per_match: 30.0,
+            collect_per_match: 13.0,
             candidate: 400.0,
         }
     }
@@ -203,6 +203,12 @@ impl Restriction {
     /// Every doc of `reader` it matches (deleted ones included).
     pub fn collect(&self, reader: &SegmentReader) -> tantivy::Result<RoaringBitmap> {
         matching_docs(self.collect.as_ref(), reader)
+    }
+
+    /// Calls `f` with every doc of `reader` it matches (deleted ones
+    /// included), in ascending blocks, as cheaply as tantivy yields them.
+    pub fn walk(&self, reader: &SegmentReader, f: &mut dyn FnMut(&[DocId])) -> tantivy::Result<()> {
+        self.collect.for_each_no_score(reader, f)
     }
 
     /// Which of `docs` (strictly ascending) it matches, by one forward

@@ -192,8 +192,11 @@ def _run_shards(
                 try:
                     result: ShardResult = ray.get(ref)
                 except EncoderError as e:
+                    # An interrupt, not a killed worker process: it ends the
+                    # task's subprocess.run, which kills the encoder it waits
+                    # on, and leaves Ray's worker pool as it was.
                     for other in pending:
-                        ray.cancel(other, force=True)
+                        ray.cancel(other, force=False)
                     raise EncoderError(str(getattr(e, "cause", e))) from e
                 except Exception as e:  # a worker lost past its retries, a shard's output unreadable
                     failed[shard.index] = _last_line(e)
