@@ -54,6 +54,10 @@ pub(crate) enum Side {
     Hamming,
     HammingWithText,
     Text,
+    /// The share of all the segment's docs the restriction matches, as an
+    /// allow-list walk counted it: what the next walk will cost, whatever
+    /// share the query's neighbours showed.
+    Matches,
 }
 
 type Slot = (SegmentId, Side, FilterKey);

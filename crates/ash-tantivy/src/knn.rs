@@ -355,7 +355,8 @@ impl SegmentSearch<'_> {
             let remembered = self.remember.and_then(|(r, side)| r.get(id, side));
             plan.remembered = remembered.is_some();
             let start = starting(strategy, remembered, docs, |share| {
-                start_with(share, self.k, docs)
+                let matches = self.remember.and_then(|(r, _)| r.get(id, Side::Matches));
+                start_with(share, matches, self.k, docs)
             });
             let hits = match start {
                 FilterStrategy::Candidates => {
@@ -443,7 +444,11 @@ impl SegmentSearch<'_> {
             kept += passed.len() as u64;
             walk.feed(&passed);
         })?;
-        plan.share = Some(kept as f64 / self.reader.max_doc().max(1) as f64);
+        let share = kept as f64 / self.reader.max_doc().max(1) as f64;
+        plan.share = Some(share);
+        if let Some((r, _)) = self.remember {
+            r.put(self.reader.segment_id(), Side::Matches, share);
+        }
         let (hits, stats) = if self.ties {
             walk.finish_with_ties()
         } else {
@@ -469,6 +474,11 @@ impl SegmentSearch<'_> {
         let costs = FilterCosts::default();
         let searchable = Searchable::of(self.reader.alive_bitset(), &self.codes.none);
         let opts = self.options(None, searchable.as_ref());
+        // What a walk would cost is known exactly once one has run here;
+        // until then the neighbours' share stands in for it.
+        let matches = self
+            .remember
+            .and_then(|(r, _)| r.get(self.reader.segment_id(), Side::Matches));
         let mut depth = first;
         loop {
             plan.rounds += 1;
@@ -510,7 +520,8 @@ impl SegmentSearch<'_> {
                 return Ok(admitted.into_iter().take(keep).collect());
             }
             let next = next_depth(share, self.k, depth, docs);
-            if may_fall_back && costs.deeper_ns(next) > costs.allow_list_ns(share, docs) {
+            let walk_ns = costs.allow_list_ns(matches.unwrap_or(share), docs);
+            if may_fall_back && costs.deeper_ns(next) > walk_ns {
                 plan.fell_back = true;
                 return self.allow_listed(plan);
             }

@@ -260,12 +260,15 @@ pub fn starting(
     }
 }
 
-/// Where a search with a remembered share should start: the allow-list
-/// when collecting costs less than the candidates that share calls for.
-pub fn start_with(share: f64, k: usize, docs: u32) -> FilterStrategy {
+/// Where a search with a remembered share of the neighbours should start:
+/// the allow-list when walking it costs less than the candidates that
+/// share calls for. `matches`, the share of the segment the filter was
+/// counted to match, prices the walk when known (the neighbours' share
+/// of one query can be far from it either way).
+pub fn start_with(share: f64, matches: Option<f64>, k: usize, docs: u32) -> FilterStrategy {
     let costs = FilterCosts::default();
     let depth = next_depth(share, k, first_depth(k, docs), docs);
-    if costs.allow_list_ns(share, docs) <= costs.deeper_ns(depth) {
+    if costs.allow_list_ns(matches.unwrap_or(share), docs) <= costs.deeper_ns(depth) {
         FilterStrategy::AllowList
     } else {
         FilterStrategy::Candidates
@@ -308,8 +311,24 @@ mod tests {
 
     #[test]
     fn a_remembered_share_picks_where_to_start() {
-        assert_eq!(start_with(0.001, 10, 10_000_000), FilterStrategy::AllowList);
-        assert_eq!(start_with(0.4, 10, 10_000_000), FilterStrategy::Candidates);
+        assert_eq!(
+            start_with(0.001, None, 10, 10_000_000),
+            FilterStrategy::AllowList
+        );
+        assert_eq!(
+            start_with(0.4, None, 10, 10_000_000),
+            FilterStrategy::Candidates
+        );
+        // Few neighbours passed, but the filter is known to match 5 % of
+        // the segment: walking it would cost more than going deeper.
+        assert_eq!(
+            start_with(0.008, None, 10, 1_250_000),
+            FilterStrategy::AllowList
+        );
+        assert_eq!(
+            start_with(0.008, Some(0.05), 10, 1_250_000),
+            FilterStrategy::Candidates
+        );
     }
 
     #[test]
