@@ -1,12 +1,20 @@
 //! Exact k-NN by Hamming distance over every segment, restricted by a
 //! filter (and by the text query when the ranking needs text).
 //!
-//! Segments are searched largest first, each with the current global k-th
-//! distance as its radius bound, so later segments do little work. In each
-//! segment the restriction is applied by the strategy [`crate::restrict`]
-//! picks by cost: an allow-list for selective filters, unfiltered
-//! candidates checked in doc order for broad ones; both are exact. Deleted
-//! docs and docs without a code are excluded inside the Hamming search.
+//! Without a restriction, or with a filter whose candidates strategy is
+//! the cheaper start, every segment is searched at once: the engine's
+//! lockstep search ([`ash_mih::knn_segments`]) with one shared k-th
+//! distance, and for a filter in rounds of unfiltered candidates across
+//! all segments, each segment's checked in doc order, deeper until k
+//! pass. Otherwise (text restricting too, a filter some segment walks
+//! more cheaply, a round that would cost more than walking every
+//! segment's matches) segments are searched largest first, each with the
+//! current global k-th distance as its radius bound, so later segments do
+//! little work; in each the restriction is applied by the strategy
+//! [`crate::restrict`] picks by cost: the filter's matches walked into the
+//! distance loop for selective filters, unfiltered candidates checked in
+//! doc order for broad ones. All are exact. Deleted docs and docs without
+//! a code are excluded inside the Hamming search.
 //! The global order is (distance, text score descending when there is
 //! text, segment, doc). [`knn_explained`] also says, per segment, what was
 //! done and why.
@@ -20,7 +28,7 @@ use tantivy::{DocAddress, DocId, DocSet, Score, Searcher, SegmentReader};
 use super::filter_stats::{Remember, Side};
 use super::restrict::{
     first_depth, next_depth, start_with, starting, FilterCosts, FilterStrategy, Membership,
-    Restriction,
+    Restriction, SMALL_SEGMENT,
 };
 use super::segment::{Searchable, SegmentCodes};
 use super::{HashIndex, Hit, IndexError};
@@ -208,6 +216,11 @@ pub fn knn_explained(
     if let Some(q) = req.filter {
         restrictions.push(Restriction::filter(q, searcher, index.collect_schema())?);
     }
+    if let (Some(filter), None) = (restrictions.first(), req.text) {
+        if let Some(done) = knn_filtered_lockstep(index, searcher, code, req, filter)? {
+            return Ok(done);
+        }
+    }
     let text = req
         .text
         .map(|q| Restriction::scored(q, searcher))
@@ -323,6 +336,167 @@ fn knn_lockstep(
         })
         .collect();
     Ok((hits, plans))
+}
+
+/// Hits and what was done in each segment.
+type Explained = (Vec<Hit>, Vec<SegmentPlan>);
+
+/// A filtered k-NN's candidates strategy over all segments at once: the
+/// engine's lockstep search, unfiltered and `depth` deep across the
+/// segments, then each segment's candidates checked against the filter in
+/// doc order. The filtered (distance, segment, doc) order is a
+/// subsequence of the unfiltered one, so the first k that pass are the
+/// answer; too few, and the share that passed sizes a deeper round. One
+/// round over all segments replaces a round in each, each to its own
+/// depth. Returns `None` (nothing decided) where the per-segment search
+/// is the better start: one segment, a small one, a filter some segment
+/// is remembered to walk more cheaply, or a next round that would cost
+/// more than walking every segment's matches.
+fn knn_filtered_lockstep(
+    index: &HashIndex,
+    searcher: &Searcher,
+    code: &BinaryCode,
+    req: &KnnRequest,
+    filter: &Restriction,
+) -> Result<Option<Explained>, IndexError> {
+    let readers = searcher.segment_readers();
+    if readers.len() < 2 || req.strategy == FilterStrategy::AllowList {
+        return Ok(None);
+    }
+    let auto = req.strategy == FilterStrategy::Auto;
+    let total: u32 = readers.iter().map(|r| r.max_doc()).sum();
+    if auto && total <= SMALL_SEGMENT {
+        return Ok(None);
+    }
+    let costs = FilterCosts::default();
+    // What is known of each segment's share: counted by a walk, else seen
+    // among its neighbours by an earlier search.
+    let known: Vec<(u32, Option<f64>)> = readers
+        .iter()
+        .map(|r| {
+            let id = r.segment_id();
+            let get = |side| req.remember.and_then(|m| m.get(id, side));
+            (
+                r.max_doc(),
+                get(Side::Matches).or_else(|| get(Side::Hamming)),
+            )
+        })
+        .collect();
+    // Walking every segment's matches, with `share` where nothing is known.
+    let walk_ns = |share: f64| -> f64 {
+        known
+            .iter()
+            .map(|&(docs, k)| costs.allow_list_ns(k.unwrap_or(share), docs))
+            .sum()
+    };
+    let start_share = known.iter().filter_map(|k| k.1).min_by(f64::total_cmp);
+    // A remembered share sizes the first round (a broad filter needs
+    // fewer than 4 × k); unknown, it starts 4 × k deep.
+    let mut depth = match start_share {
+        Some(share) => next_depth(share, req.k, 0, total).max(req.k),
+        None => first_depth(req.k, total),
+    };
+    if let (true, Some(share)) = (auto, start_share) {
+        if costs.deeper_ns(depth) > walk_ns(share) {
+            return Ok(None);
+        }
+    }
+    let codes = readers
+        .iter()
+        .map(|r| index.codes(r))
+        .collect::<Result<Vec<_>, _>>()?;
+    let searchable: Vec<Option<Searchable<'_>>> = readers
+        .iter()
+        .zip(&codes)
+        .map(|(r, c)| Searchable::of(r.alive_bitset(), &c.none))
+        .collect();
+    let parts: Vec<_> = codes
+        .iter()
+        .zip(&searchable)
+        .map(|(c, s)| {
+            let opts = SearchOptions {
+                alive: s.as_ref().map(|s| s as &dyn ash_mih::DocSet),
+                ..SearchOptions::default()
+            };
+            (&c.table, opts)
+        })
+        .collect();
+    let mut plans: Vec<SegmentPlan> = readers
+        .iter()
+        .enumerate()
+        .map(|(ord, r)| SegmentPlan {
+            strategy: Some(FilterStrategy::Candidates),
+            remembered: req
+                .remember
+                .is_some_and(|m| m.get(r.segment_id(), Side::Hamming).is_some()),
+            ..SegmentPlan::unfiltered(ord as u32, r.max_doc())
+        })
+        .collect();
+    loop {
+        let (hits, stats) = ash_mih::knn_segments(&parts, code, depth, req.max_distance)?;
+        let exhausted = hits.len() < depth || depth >= total as usize;
+        // Each segment's candidates, checked in doc order.
+        let mut pass = vec![false; hits.len()];
+        for (ord, reader) in readers.iter().enumerate() {
+            let mut mine: Vec<(DocId, usize)> = hits
+                .iter()
+                .enumerate()
+                .filter(|(_, h)| h.segment == ord as u32)
+                .map(|(i, h)| (h.doc, i))
+                .collect();
+            mine.sort_unstable();
+            let docs: Vec<DocId> = mine.iter().map(|m| m.0).collect();
+            for ((_, i), ok) in mine.iter().zip(filter.matches_sorted(reader, &docs)?) {
+                pass[*i] = ok;
+            }
+            let plan = &mut plans[ord];
+            plan.rounds += 1;
+            plan.depth = depth;
+            add_stats(&mut plan.engine, &stats[ord]);
+        }
+        let admitted: Vec<&ash_mih::SegmentHit> = hits
+            .iter()
+            .zip(&pass)
+            .filter(|(_, &p)| p)
+            .map(|(h, _)| h)
+            .collect();
+        let share = ((admitted.len() as f64).max(0.5) / hits.len().max(1) as f64).min(1.0);
+        for plan in &mut plans {
+            plan.share = Some(share);
+        }
+        if admitted.len() >= req.k || exhausted {
+            if let Some(r) = req.remember {
+                for reader in readers {
+                    r.put(reader.segment_id(), Side::Hamming, share);
+                }
+            }
+            let bits = index.field().bits as f32;
+            let found = admitted
+                .into_iter()
+                .take(req.k)
+                .map(|h| {
+                    Near {
+                        address: DocAddress::new(h.segment, h.doc),
+                        distance: h.distance,
+                        text_score: None,
+                    }
+                    .into_hit(bits)
+                })
+                .collect();
+            return Ok(Some((found, plans)));
+        }
+        let next = next_depth(share, req.k, depth, total);
+        if auto && costs.deeper_ns(next) > walk_ns(share) {
+            // The per-segment search starts from what was learnt here.
+            if let Some(r) = req.remember {
+                for reader in readers {
+                    r.put(reader.segment_id(), Side::Hamming, share);
+                }
+            }
+            return Ok(None);
+        }
+        depth = next;
+    }
 }
 
 /// One segment's part of a k-NN.

@@ -808,3 +808,81 @@ fn filter_statistics_change_the_plan_never_the_hits() {
     );
     assert!(plan.image.iter().all(|p| !p.remembered));
 }
+
+/// Filtered k-NN over segments too large to collect by default: the
+/// candidates rounds run over all segments in lockstep, or give way to
+/// walks; with and without remembered shares, after deletes, exact.
+#[test]
+fn filtered_knn_over_large_segments_matches_brute_force() {
+    let (schema, f) = schema();
+    let index = HashIndex::create_in_ram(schema).unwrap();
+    let mut w: IndexWriter = index.writer_with_threads(1);
+    w.set_merge_policy(Box::new(NoMergePolicy));
+    let mut model = Model::new();
+    for (i, c) in codes(24_000, 11).iter().enumerate() {
+        let code = (i % 17 != 3).then_some(*c);
+        let sel = ((i as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 54) as i64;
+        upsert(&mut w, &f, &mut model, &format!("L{i}"), code, sel);
+        if i % 6000 == 5999 {
+            w.commit().unwrap();
+        }
+    }
+    for i in (0..24_000).step_by(11) {
+        let id = format!("L{i}");
+        w.delete_term(Term::from_field_text(f.id, &id));
+        model.remove(&id);
+    }
+    w.commit().unwrap();
+    index.reload().unwrap();
+    let searcher = index.reader().searcher();
+    assert!(searcher.segment_readers().len() >= 4);
+    let stats = FilterStats::default();
+    for (n, q) in codes(12, 12).iter().enumerate() {
+        for per_mille in [1i64, 10, 50, 100, 500, 1000] {
+            let filter = filter_for(&index, &f, per_mille);
+            let keep = move |sel: i64| {
+                per_mille == 1000
+                    || (per_mille == 1 && sel == 7)
+                    || (per_mille > 1 && sel < per_mille)
+            };
+            let all = brute(&model, q, &keep);
+            let key = FilterKey::new(Some(&format!("{per_mille}")), None);
+            for strategy in STRATEGIES {
+                for remember in [
+                    None,
+                    Some(Remember {
+                        stats: &stats,
+                        key: &key,
+                    }),
+                ] {
+                    for k in [1usize, 10, 100] {
+                        let hits = knn(
+                            &index,
+                            &searcher,
+                            q,
+                            &KnnRequest {
+                                k,
+                                filter: filter.as_deref(),
+                                strategy,
+                                remember,
+                                max_distance: (n % 3 == 2).then_some(9),
+                                ..Default::default()
+                            },
+                        )
+                        .unwrap();
+                        let within: Vec<(u32, String)> = all
+                            .iter()
+                            .filter(|h| n % 3 != 2 || h.0 <= 9)
+                            .cloned()
+                            .collect();
+                        let what = format!(
+                            "large k={k} filter={per_mille} {strategy:?} remembered={}",
+                            remember.is_some()
+                        );
+                        assert_same_topk(&ranked(&searcher, &f, &hits), &within, k, &what);
+                    }
+                }
+            }
+        }
+    }
+}
