@@ -21,7 +21,6 @@
 
 use std::cmp::Ordering;
 
-use roaring::RoaringBitmap;
 use tantivy::query::{Query, Weight};
 use tantivy::{DocAddress, DocId, DocSet, Score, Searcher, SegmentReader};
 
@@ -283,6 +282,40 @@ pub fn knn_explained(
     Ok((hits, plans))
 }
 
+/// Each segment's searchable docs (alive, with a code), for a lockstep search.
+fn searchables<'a>(
+    readers: &'a [SegmentReader],
+    codes: &'a [std::sync::Arc<SegmentCodes>],
+) -> Vec<Option<Searchable<'a>>> {
+    readers
+        .iter()
+        .zip(codes)
+        .map(|(r, c)| Searchable::of(r.alive_bitset(), &c.none))
+        .collect()
+}
+
+/// The engine's view of each segment for [`ash_mih::knn_segments`]: its
+/// table, excluding what is not searchable.
+fn lockstep_parts<'a>(
+    codes: &'a [std::sync::Arc<SegmentCodes>],
+    searchable: &'a [Option<Searchable<'a>>],
+) -> Vec<(
+    &'a ash_mih::MihIndex<tantivy::directory::OwnedBytes>,
+    SearchOptions<'a>,
+)> {
+    codes
+        .iter()
+        .zip(searchable)
+        .map(|(c, s)| {
+            let opts = SearchOptions {
+                alive: s.as_ref().map(|s| s as &dyn ash_mih::DocSet),
+                ..SearchOptions::default()
+            };
+            (&c.table, opts)
+        })
+        .collect()
+}
+
 /// Image-only k-NN over several segments: the engine searches them in
 /// lockstep with one shared k-th distance ([`ash_mih::knn_segments`]), so
 /// no segment searches past the collection's k-th nearest.
@@ -297,22 +330,8 @@ fn knn_lockstep(
         .iter()
         .map(|r| index.codes(r))
         .collect::<Result<Vec<_>, _>>()?;
-    let searchable: Vec<Option<Searchable<'_>>> = readers
-        .iter()
-        .zip(&codes)
-        .map(|(r, c)| Searchable::of(r.alive_bitset(), &c.none))
-        .collect();
-    let parts: Vec<_> = codes
-        .iter()
-        .zip(&searchable)
-        .map(|(c, s)| {
-            let opts = SearchOptions {
-                alive: s.as_ref().map(|s| s as &dyn ash_mih::DocSet),
-                ..SearchOptions::default()
-            };
-            (&c.table, opts)
-        })
-        .collect();
+    let searchable = searchables(readers, &codes);
+    let parts = lockstep_parts(&codes, &searchable);
     let (found, stats) = ash_mih::knn_segments(&parts, code, req.k, req.max_distance)?;
     let plans = readers
         .iter()
@@ -405,22 +424,8 @@ fn knn_filtered_lockstep(
         .iter()
         .map(|r| index.codes(r))
         .collect::<Result<Vec<_>, _>>()?;
-    let searchable: Vec<Option<Searchable<'_>>> = readers
-        .iter()
-        .zip(&codes)
-        .map(|(r, c)| Searchable::of(r.alive_bitset(), &c.none))
-        .collect();
-    let parts: Vec<_> = codes
-        .iter()
-        .zip(&searchable)
-        .map(|(c, s)| {
-            let opts = SearchOptions {
-                alive: s.as_ref().map(|s| s as &dyn ash_mih::DocSet),
-                ..SearchOptions::default()
-            };
-            (&c.table, opts)
-        })
-        .collect();
+    let searchable = searchables(readers, &codes);
+    let parts = lockstep_parts(&codes, &searchable);
     let mut plans: Vec<SegmentPlan> = readers
         .iter()
         .enumerate()
@@ -523,7 +528,7 @@ impl SegmentSearch<'_> {
         let docs = self.reader.max_doc();
         let mut plan = SegmentPlan::unfiltered(ord, docs);
         let mut hits = if self.restrictions.is_empty() {
-            self.allowed(None, &mut plan)?
+            self.unrestricted(&mut plan)?
         } else {
             let id = self.reader.segment_id();
             let remembered = self.remember.and_then(|(r, side)| r.get(id, side));
@@ -553,28 +558,19 @@ impl SegmentSearch<'_> {
         Ok((hits, plan))
     }
 
-    fn options<'b>(
-        &self,
-        allow: Option<&'b RoaringBitmap>,
-        searchable: Option<&'b Searchable<'b>>,
-    ) -> SearchOptions<'b> {
+    fn options<'b>(&self, searchable: Option<&'b Searchable<'b>>) -> SearchOptions<'b> {
         SearchOptions {
-            allow,
             alive: searchable.map(|s| s as &dyn ash_mih::DocSet),
             max_distance: Some(self.bound),
             ..SearchOptions::default()
         }
     }
 
-    /// k-NN over the docs in `allow` (every doc when `None`), with every
-    /// doc at the k-th distance when ties are wanted.
-    fn allowed(
-        &self,
-        allow: Option<&RoaringBitmap>,
-        plan: &mut SegmentPlan,
-    ) -> Result<Vec<(DocId, u32)>, IndexError> {
+    /// Unrestricted k-NN, with every doc at the k-th distance when ties
+    /// are wanted.
+    fn unrestricted(&self, plan: &mut SegmentPlan) -> Result<Vec<(DocId, u32)>, IndexError> {
         let searchable = Searchable::of(self.reader.alive_bitset(), &self.codes.none);
-        let opts = self.options(allow, searchable.as_ref());
+        let opts = self.options(searchable.as_ref());
         let (mut hits, stats) = self.codes.table.knn_with_stats(self.code, self.k, &opts)?;
         add_stats(&mut plan.engine, &stats);
         if self.ties && hits.len() == self.k {
@@ -592,10 +588,10 @@ impl SegmentSearch<'_> {
     fn allow_listed(&self, plan: &mut SegmentPlan) -> Result<Vec<(DocId, u32)>, IndexError> {
         plan.strategy = Some(FilterStrategy::AllowList);
         let Some((walked, checked)) = self.restrictions.split_first() else {
-            return self.allowed(None, plan);
+            return self.unrestricted(plan);
         };
         let searchable = Searchable::of(self.reader.alive_bitset(), &self.codes.none);
-        let opts = self.options(None, searchable.as_ref());
+        let opts = self.options(searchable.as_ref());
         let mut walk = self.codes.table.nearest_among(self.code, self.k, &opts)?;
         let mut others = checked
             .iter()
@@ -647,7 +643,7 @@ impl SegmentSearch<'_> {
         let docs = self.reader.max_doc();
         let costs = FilterCosts::default();
         let searchable = Searchable::of(self.reader.alive_bitset(), &self.codes.none);
-        let opts = self.options(None, searchable.as_ref());
+        let opts = self.options(searchable.as_ref());
         // What a walk would cost is known exactly once one has run here;
         // until then the neighbours' share stands in for it.
         let matches = self

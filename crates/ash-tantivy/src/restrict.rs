@@ -43,7 +43,7 @@ pub enum FilterStrategy {
     /// more (small segments: the allow-list), per segment.
     #[default]
     Auto,
-    /// Collect the matching docs, then search only those.
+    /// Walk the matching docs straight into the distance loop.
     AllowList,
     /// Search unfiltered, nearest first, and check each candidate.
     Candidates,
