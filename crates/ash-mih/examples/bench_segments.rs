@@ -4,7 +4,11 @@
 //! search did (bucket probes, candidates checked, codes scanned), so the
 //! cost of segments shows where it comes from. One thread.
 //!
-//! cargo run --release -p ash-mih --example bench_segments [N] [QUERIES]
+//! M, when given, is the number of substrings of every split table
+//! (otherwise each is built with the default for its own size, as a
+//! segment is).
+//!
+//! cargo run --release -p ash-mih --example bench_segments [N] [QUERIES] [M]
 
 use ash_mih::code::BinaryCode;
 use ash_mih::synth::{generate, Spread};
@@ -15,6 +19,7 @@ fn main() {
     let args: Vec<String> = std::env::args().collect();
     let n: usize = args.get(1).map_or(1_000_000, |a| a.parse().expect("N"));
     let nq: usize = args.get(2).map_or(300, |a| a.parse().expect("QUERIES"));
+    let split_m: Option<usize> = args.get(3).map(|a| a.parse().expect("M"));
     let spread = Spread::Clustered {
         centres: 1000,
         flip: 0.08,
@@ -31,7 +36,14 @@ fn main() {
         let per = n.div_ceil(parts);
         let tables: Vec<MihIndex<Vec<u8>>> = codes
             .chunks(per)
-            .map(|c| MihIndex::open(MihBuilder::new(64).unwrap().build(c).unwrap()).unwrap())
+            .map(|c| {
+                let builder = MihBuilder::new(64).unwrap();
+                let builder = match split_m {
+                    Some(m) => builder.substrings(m),
+                    None => builder,
+                };
+                MihIndex::open(builder.build(c).unwrap()).unwrap()
+            })
             .collect();
         let opts = SearchOptions::default();
         let list: Vec<_> = tables.iter().map(|t| (t, opts)).collect();

@@ -24,8 +24,11 @@ pub struct CostModel {
     /// One candidate check while the code array fits in cache.
     pub candidate_ns_cached: f64,
     /// One candidate check when the code array does not fit in cache
-    /// (a bucket walk prefetches 8 candidates ahead, so round trips
-    /// overlap: 18–34 ns a candidate at 10M in the engine's profile).
+    /// (a bucket walk asks for codes 64 candidates ahead, so round trips
+    /// overlap). The value was measured when a walk asked 8 ahead; the
+    /// engine's k-NN now checks about 7 ns a candidate at 10M, but the
+    /// filter strategies were chosen against this value, and lowering it
+    /// moves their thresholds, which needs its own before/after.
     pub candidate_ns_uncached: f64,
     /// Code arrays up to this size count as cached: a quarter of this
     /// VM's 32 MiB L3, as the other segments of an index and the filter's

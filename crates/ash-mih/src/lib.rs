@@ -28,6 +28,15 @@
 //! memory: it is accepted only in the table and radius step where the search
 //! met it first, which is known from its per-substring distances.
 //!
+//! At millions of codes every probe is a chain of memory misses: the key's
+//! directory entry, then the bucket's ids, then each candidate's code,
+//! anywhere in the code array. The probe loop keeps many chains in flight
+//! at once: it asks for the directory entries of the next 16 keys, the ids
+//! of the next 8 buckets and the codes of the next 6 buckets' first docs
+//! while it checks the current one, and inside a bucket it asks for codes
+//! 64 candidates ahead. A search over several tables (the segments of an
+//! index) asks for every table's next entries before it probes any.
+//!
 //! A cost model compares the expected MIH work (bucket lookups and random
 //! code checks) with a sequential popcount scan (of all codes, or of an
 //! allow-list) and takes the cheaper; it also abandons MIH for a scan when a

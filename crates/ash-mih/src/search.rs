@@ -73,6 +73,7 @@ pub struct SearchStats {
 }
 
 /// Read access to one substring table.
+#[derive(Clone, Copy)]
 struct TableView<'a> {
     sub: Substring,
     directory: Directory,
@@ -115,6 +116,16 @@ impl<'a> TableView<'a> {
         match self.directory {
             Directory::Dense => slot as u32,
             Directory::Sparse => get_u32(self.keys, slot * 4),
+        }
+    }
+
+    /// Asks the memory for `key`'s directory entry, so that a later
+    /// [`TableView::bucket`] finds it cached. Sparse directories are
+    /// binary-searched and get no hint.
+    #[inline(always)]
+    fn prefetch_entry(&self, key: u32) {
+        if self.directory == Directory::Dense {
+            prefetch(self.offsets, key as usize * 4);
         }
     }
 
@@ -174,7 +185,15 @@ fn read_id(ids: &[u8], i: usize, width: usize) -> u32 {
 }
 
 /// How many candidates ahead a bucket walk asks the memory for.
-const PREFETCH_AHEAD: usize = 8;
+const PREFETCH_AHEAD: usize = 64;
+
+/// How many keys ahead a probe asks for the directory entry (see
+/// `Searcher::probe`); also how many keys a lockstep search warms per table.
+const ENTRY_AHEAD: usize = 16;
+/// How many keys ahead a probe reads the bucket bounds and asks for the ids.
+const IDS_AHEAD: usize = 8;
+/// How many keys ahead a probe asks for the first codes of the bucket.
+const CODES_AHEAD: usize = 6;
 
 #[inline(always)]
 fn load<const W: usize>(codes: &[u8], doc: usize) -> [u64; W] {
@@ -277,49 +296,125 @@ impl<'a, const W: usize> Searcher<'a, W> {
         bound: &mut u32,
         emit: &mut impl FnMut(u32, u32) -> u32,
     ) -> Result<(), MihError> {
-        let (len, query_key) = (self.tables[j].sub.len, self.query_keys[j]);
-        let num_keys = self.tables[j].num_keys;
-        if binomial(len, s) > num_keys as f64 {
-            for slot in 0..num_keys {
-                let key = self.tables[j].key_at(slot);
-                if (key ^ query_key).count_ones() as usize == s {
-                    self.visit(j, key, s, rho, bound, emit)?;
-                }
-            }
+        let table = self.tables[j];
+        let query_key = self.query_keys[j];
+        if self.walks_keys(s, j) {
+            let keys = (0..table.num_keys)
+                .map(|slot| table.key_at(slot))
+                .filter(|key| (key ^ query_key).count_ones() as usize == s);
+            self.probe(j, keys, s, rho, bound, emit)
         } else {
-            for key in neighbours(query_key, len, s) {
-                self.visit(j, key, s, rho, bound, emit)?;
+            self.probe(
+                j,
+                neighbours(query_key, table.sub.len, s),
+                s,
+                rho,
+                bound,
+                emit,
+            )
+        }
+    }
+
+    /// Whether step (s, j) walks the table's keys rather than enumerating
+    /// the query's neighbours: there are fewer keys than neighbours.
+    fn walks_keys(&self, s: usize, j: usize) -> bool {
+        let table = &self.tables[j];
+        binomial(table.sub.len, s) > table.num_keys as f64
+    }
+
+    /// Asks the memory for the directory entries of step (s, j)'s first
+    /// keys. A search over several tables warms every table's next step
+    /// before taking any, so that their first misses overlap.
+    fn warm(&self, s: usize, j: usize) {
+        let table = &self.tables[j];
+        if s <= table.sub.len && !self.walks_keys(s, j) {
+            for key in neighbours(self.query_keys[j], table.sub.len, s).take(ENTRY_AHEAD) {
+                table.prefetch_entry(key);
             }
+        }
+    }
+
+    /// Checks the buckets of `keys` in table j as a pipeline. Each probe
+    /// is a chain of three dependent memory reads: the key's directory
+    /// entry, then the bucket's ids, then the docs' codes. Taken one after
+    /// another, every link of every chain waits for the memory; here the
+    /// entry of the key [`ENTRY_AHEAD`] ahead is asked for, the bounds of
+    /// the one [`IDS_AHEAD`] ahead are read and its ids asked for, and the
+    /// first codes of the one [`CODES_AHEAD`] ahead are asked for, while
+    /// the current bucket is checked — so the misses of many chains overlap.
+    fn probe(
+        &mut self,
+        j: usize,
+        mut keys: impl Iterator<Item = u32>,
+        s: usize,
+        rho: &[isize],
+        bound: &mut u32,
+        emit: &mut impl FnMut(u32, u32) -> u32,
+    ) -> Result<(), MihError> {
+        let table = self.tables[j];
+        // Keys are numbered in the order taken; key p and, once read, its
+        // bucket's span sit in slot p % ENTRY_AHEAD until it is checked.
+        // `taken`, `bounded` and `primed` count the keys through each stage.
+        let mut ring = [(0u32, (0usize, 0usize)); ENTRY_AHEAD];
+        let (mut taken, mut bounded, mut primed) = (0usize, 0usize, 0usize);
+        for next in 0.. {
+            while taken < next + ENTRY_AHEAD {
+                let Some(key) = keys.next() else { break };
+                table.prefetch_entry(key);
+                ring[taken % ENTRY_AHEAD].0 = key;
+                taken += 1;
+            }
+            if next == taken {
+                return Ok(());
+            }
+            while bounded < taken.min(next + IDS_AHEAD) {
+                let (key, span) = &mut ring[bounded % ENTRY_AHEAD];
+                *span = table.bucket(*key, self.n, j)?;
+                prefetch(table.ids, span.0 * self.id_bytes);
+                bounded += 1;
+            }
+            while primed < bounded.min(next + CODES_AHEAD) {
+                let (lo, hi) = ring[primed % ENTRY_AHEAD].1;
+                self.prefetch_codes(table.ids, lo, hi.min(lo + PREFETCH_AHEAD));
+                primed += 1;
+            }
+            self.visit(j, ring[next % ENTRY_AHEAD].1, s, rho, bound, emit)?;
         }
         Ok(())
     }
 
-    /// Checks every code in table j's bucket of `key`.
+    /// Asks the memory for the codes of the docs at `ids[lo..hi]`.
+    #[inline(always)]
+    fn prefetch_codes(&self, ids: &[u8], lo: usize, hi: usize) {
+        for i in lo..hi {
+            prefetch(self.codes, read_id(ids, i, self.id_bytes) as usize * W * 8);
+        }
+    }
+
+    /// Checks every code in table j's bucket `lo..hi` (index range into
+    /// the table's ids).
     #[inline]
     fn visit(
         &mut self,
         j: usize,
-        key: u32,
+        (lo, hi): (usize, usize),
         s: usize,
         rho: &[isize],
         bound: &mut u32,
         emit: &mut impl FnMut(u32, u32) -> u32,
     ) -> Result<(), MihError> {
         self.stats.probes += 1;
-        let (lo, hi) = self.tables[j].bucket(key, self.n, j)?;
         self.stats.candidates += (hi - lo) as u64;
         let ids = self.tables[j].ids;
         // The codes of a bucket's docs lie anywhere in the table: asking
-        // for a few ahead overlaps their memory round trips.
-        for i in lo..(lo + PREFETCH_AHEAD).min(hi) {
-            prefetch(self.codes, read_id(ids, i, self.id_bytes) as usize * W * 8);
-        }
+        // for some ahead overlaps their memory round trips. `probe` asked
+        // for the first ones.
         for i in lo..hi {
             if i + PREFETCH_AHEAD < hi {
                 let ahead = read_id(ids, i + PREFETCH_AHEAD, self.id_bytes) as usize;
                 prefetch(self.codes, ahead * W * 8);
             }
-            let doc = read_id(self.tables[j].ids, i, self.id_bytes);
+            let doc = read_id(ids, i, self.id_bytes);
             if doc as usize >= self.n {
                 return Err(corrupt(j, format!("doc id {doc} >= {}", self.n)));
             }
@@ -684,7 +779,9 @@ fn range_w<const W: usize>(
         }
         s.stats.strategy = Strategy::Mih;
     }
-    hits.sort_unstable();
+    // One u64 key per hit compares in one instruction; a range query
+    // can return thousands.
+    hits.sort_unstable_by_key(|h| (u64::from(h.distance) << 32) | u64::from(h.doc));
     Ok((hits, s.stats))
 }
 

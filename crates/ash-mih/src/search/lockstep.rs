@@ -98,6 +98,12 @@ fn knn_segments_w<const W: usize>(
     }
     let mut t = 0usize;
     while lanes.iter().any(|l| !l.done) {
+        // Every lane's first directory misses of step t at once, rather
+        // than one lane's after another's.
+        for lane in lanes.iter().filter(|l| !l.done) {
+            let m = lane.searcher.tables.len();
+            lane.searcher.warm(t / m, t % m);
+        }
         for lane in lanes.iter_mut().filter(|l| !l.done) {
             step_lane(lane, t, &mut hits, &mut bound)?;
         }
