@@ -7,6 +7,9 @@
 //!
 //! cargo run --release --example bench_index [N] [QUERIES] [COMMITS]
 //!
+//! The figures also go to `target/bench-index.json` (relative to the
+//! working directory), or to the path in `BENCH_INDEX_JSON`.
+//!
 //! Two indexing threads write each commit's documents, so COMMITS (default
 //! 2) commits make twice as many segments.
 
@@ -507,9 +510,15 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         bytes_total as f64 / n as f64,
         bytes_mih as f64 / n as f64
     );
-    std::fs::write(
-        "target/bench-index.json",
-        serde_json::to_string_pretty(&out)?,
-    )?;
+    // The figures `bench/compare_revisions.py` reads; run from outside a
+    // checkout, `target/` may not exist, so it is made.
+    let json_path = std::path::PathBuf::from(
+        std::env::var_os("BENCH_INDEX_JSON").unwrap_or_else(|| "target/bench-index.json".into()),
+    );
+    if let Some(dir) = json_path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir)?;
+    }
+    std::fs::write(&json_path, serde_json::to_string_pretty(&out)?)?;
+    println!("figures written to {}", json_path.display());
     Ok(())
 }
