@@ -35,7 +35,8 @@
 //! of the next 8 buckets and the codes of the next 6 buckets' first docs
 //! while it checks the current one, and inside a bucket it asks for codes
 //! 64 candidates ahead. A search over several tables (the segments of an
-//! index) asks for every table's next entries before it probes any.
+//! index) asks for every table's next entries, then their first ids, then
+//! their first codes, before it probes any.
 //!
 //! A cost model compares the expected MIH work (bucket lookups and random
 //! code checks) with a sequential popcount scan (of all codes, or of an

@@ -195,6 +195,18 @@ const IDS_AHEAD: usize = 8;
 /// How many keys ahead a probe asks for the first codes of the bucket.
 const CODES_AHEAD: usize = 6;
 
+/// One link of a probe's chain of memory reads, asked for ahead of time by
+/// `Searcher::warm`.
+#[derive(Clone, Copy)]
+enum Warm {
+    /// The keys' directory entries.
+    Entries,
+    /// The buckets' first ids (the entries are read).
+    Ids,
+    /// The codes of the buckets' first docs (the ids are read).
+    Codes,
+}
+
 #[inline(always)]
 fn load<const W: usize>(codes: &[u8], doc: usize) -> [u64; W] {
     let mut out = [0u64; W];
@@ -322,14 +334,34 @@ impl<'a, const W: usize> Searcher<'a, W> {
         binomial(table.sub.len, s) > table.num_keys as f64
     }
 
-    /// Asks the memory for the directory entries of step (s, j)'s first
-    /// keys. A search over several tables warms every table's next step
-    /// before taking any, so that their first misses overlap.
-    fn warm(&self, s: usize, j: usize) {
+    /// Asks the memory for step (s, j)'s first probes, one link of their
+    /// chains per `stage` (see [`Warm`]). A search over several tables
+    /// takes each stage for every table before the next stage and before
+    /// probing any, so that the tables' misses overlap rather than follow
+    /// one another; the probes then find their first links cached.
+    fn warm(&self, s: usize, j: usize, stage: Warm) {
         let table = &self.tables[j];
-        if s <= table.sub.len && !self.walks_keys(s, j) {
-            for key in neighbours(self.query_keys[j], table.sub.len, s).take(ENTRY_AHEAD) {
-                table.prefetch_entry(key);
+        if s > table.sub.len || self.walks_keys(s, j) {
+            return;
+        }
+        let keys = neighbours(self.query_keys[j], table.sub.len, s);
+        match stage {
+            Warm::Entries => keys
+                .take(ENTRY_AHEAD)
+                .for_each(|key| table.prefetch_entry(key)),
+            Warm::Ids => {
+                for key in keys.take(IDS_AHEAD) {
+                    if let Ok((lo, _)) = table.bucket(key, self.n, j) {
+                        prefetch(table.ids, lo * self.id_bytes);
+                    }
+                }
+            }
+            Warm::Codes => {
+                for key in keys.take(CODES_AHEAD) {
+                    if let Ok((lo, hi)) = table.bucket(key, self.n, j) {
+                        self.prefetch_codes(table.ids, lo, hi.min(lo + PREFETCH_AHEAD));
+                    }
+                }
             }
         }
     }

@@ -17,7 +17,7 @@
 //! probing grows dearer than its scan switches to a scan mid-way, as the
 //! single search does.
 
-use super::{KnnHits, Searcher};
+use super::{KnnHits, Searcher, Warm};
 use crate::code::BinaryCode;
 use crate::format::Header;
 use crate::{MihError, SearchOptions, SearchStats, Strategy};
@@ -98,11 +98,13 @@ fn knn_segments_w<const W: usize>(
     }
     let mut t = 0usize;
     while lanes.iter().any(|l| !l.done) {
-        // Every lane's first directory misses of step t at once, rather
-        // than one lane's after another's.
-        for lane in lanes.iter().filter(|l| !l.done) {
-            let m = lane.searcher.tables.len();
-            lane.searcher.warm(t / m, t % m);
+        // Every lane's first misses of step t at once, a link of the
+        // chain at a time, rather than one lane's after another's.
+        for stage in [Warm::Entries, Warm::Ids, Warm::Codes] {
+            for lane in lanes.iter().filter(|l| !l.done) {
+                let m = lane.searcher.tables.len();
+                lane.searcher.warm(t / m, t % m, stage);
+            }
         }
         for lane in lanes.iter_mut().filter(|l| !l.done) {
             step_lane(lane, t, &mut hits, &mut bound)?;
