@@ -25,10 +25,8 @@ pub struct CostModel {
     pub candidate_ns_cached: f64,
     /// One candidate check when the code array does not fit in cache
     /// (a bucket walk asks for codes 64 candidates ahead, so round trips
-    /// overlap). The value was measured when a walk asked 8 ahead; the
-    /// engine's k-NN now checks about 7 ns a candidate at 10M, but the
-    /// filter strategies were chosen against this value, and lowering it
-    /// moves their thresholds, which needs its own before/after.
+    /// overlap): the engine's k-NN checks 6–8 ns a candidate at 10M, and
+    /// filtered rounds and small buckets overlap less, hence 10.
     pub candidate_ns_uncached: f64,
     /// Code arrays up to this size count as cached: a quarter of this
     /// VM's 32 MiB L3, as the other segments of an index and the filter's
@@ -46,7 +44,7 @@ impl Default for CostModel {
             allow_scan_ns_uncached: 25.0,
             probe_ns: 15.0,
             candidate_ns_cached: 20.0,
-            candidate_ns_uncached: 30.0,
+            candidate_ns_uncached: 10.0,
             cache_bytes: 8 << 20,
             min_mih_codes: 512,
         }
