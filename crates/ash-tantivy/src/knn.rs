@@ -342,8 +342,16 @@ fn knn_lockstep(
             ..SegmentPlan::unfiltered(ord as u32, reader.max_doc())
         })
         .collect();
+    Ok((segment_hits(index, found), plans))
+}
+
+/// The engine's hits over several segments as the field's hits.
+fn segment_hits(
+    index: &HashIndex,
+    found: impl IntoIterator<Item = ash_mih::SegmentHit>,
+) -> Vec<Hit> {
     let bits = index.field().bits as f32;
-    let hits = found
+    found
         .into_iter()
         .map(|h| {
             Near {
@@ -353,8 +361,7 @@ fn knn_lockstep(
             }
             .into_hit(bits)
         })
-        .collect();
-    Ok((hits, plans))
+        .collect()
 }
 
 /// Hits and what was done in each segment.
@@ -437,6 +444,14 @@ fn knn_filtered_lockstep(
             ..SegmentPlan::unfiltered(ord as u32, r.max_doc())
         })
         .collect();
+    // The share the last round saw, for every segment's next search.
+    let remember_share = |share: f64| {
+        if let Some(r) = req.remember {
+            for reader in readers {
+                r.put(reader.segment_id(), Side::Hamming, share);
+            }
+        }
+    };
     loop {
         let (hits, stats) = ash_mih::knn_segments(&parts, code, depth, req.max_distance)?;
         let exhausted = hits.len() < depth || depth >= total as usize;
@@ -470,34 +485,14 @@ fn knn_filtered_lockstep(
             plan.share = Some(share);
         }
         if admitted.len() >= req.k || exhausted {
-            if let Some(r) = req.remember {
-                for reader in readers {
-                    r.put(reader.segment_id(), Side::Hamming, share);
-                }
-            }
-            let bits = index.field().bits as f32;
-            let found = admitted
-                .into_iter()
-                .take(req.k)
-                .map(|h| {
-                    Near {
-                        address: DocAddress::new(h.segment, h.doc),
-                        distance: h.distance,
-                        text_score: None,
-                    }
-                    .into_hit(bits)
-                })
-                .collect();
+            remember_share(share);
+            let found = segment_hits(index, admitted.into_iter().take(req.k).copied());
             return Ok(Some((found, plans)));
         }
         let next = next_depth(share, req.k, depth, total);
         if auto && costs.deeper_ns(next) > walk_ns(share) {
             // The per-segment search starts from what was learnt here.
-            if let Some(r) = req.remember {
-                for reader in readers {
-                    r.put(reader.segment_id(), Side::Hamming, share);
-                }
-            }
+            remember_share(share);
             return Ok(None);
         }
         depth = next;
